@@ -1,0 +1,18 @@
+"""Shared test set-up: CPU only, absl flags parsed (grain reads them), a temporary TFDS dir."""
+
+import os
+
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+from absl import flags  # noqa: E402
+import pytest  # noqa: E402
+
+if not flags.FLAGS.is_parsed():
+  flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope='session')
+def tfds_data_dir(tmp_path_factory):
+  """A TFDS data dir shared by one test session, so procedural builds happen once."""
+  return str(tmp_path_factory.mktemp('tensorflow_datasets'))
