@@ -1,0 +1,133 @@
+"""`train_and_evaluate(config, workdir)`: the one train loop for every objective.
+
+Set-up, mesh, data, objective, state (fresh or resumed), step, then the loop with its periodic
+actions: log, pictures, checkpoint, evaluation. The same code runs on one CPU, one GPU or every
+host of a TPU pod (each process reads its own shard of the data).
+"""
+
+import json
+import logging
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from disentangle_jax.data import pipeline
+from disentangle_jax.objectives import get_objective
+from disentangle_jax.training import evaluation, pictures, sharding
+from disentangle_jax.training.checkpoint import Checkpointer
+from disentangle_jax.training.progress import Progress, check_finite, itstime
+from disentangle_jax.training.step import make_train_step
+from disentangle_jax.training.train_state import TrainState, create_train_state
+from disentangle_jax.training.writers import MetricWriter
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """The resolved config, so any later job can rebuild the model from the workdir alone."""
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, 'config.json')
+    with open(path + '.tmp', 'w') as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(path + '.tmp', path)
+
+
+def init_batch(info, batch_size: int) -> dict:
+  """A zero batch with the data's structure: enough to initialise every network."""
+  batch = {'image': np.zeros((batch_size, *info.image_shape), np.float32)}
+  if info.factor_sizes:
+    batch['factors'] = np.zeros((batch_size, len(info.factor_sizes)), np.int32)
+  if info.label_names:
+    batch['label'] = np.zeros((batch_size, len(info.label_names)), np.int32)
+  return batch
+
+
+def build_objective(config, info):
+  objective_cls = get_objective(config.objective.name)
+  return objective_cls(config, info.image_shape)
+
+
+def initial_state(objective, config, mesh) -> TrainState:
+  """Initialises the state on the mesh, replicated, without materialising it on the host first."""
+  info = pipeline.dataset_info(config.data)
+  batch = init_batch(info, max(2, config.batch_size // jax.process_count()))
+  rng = jax.random.key(config.seed)
+  init_fn = jax.jit(
+      lambda r: create_train_state(objective, r, batch), out_shardings=sharding.replicated(mesh)
+  )
+  return init_fn(jax.random.fold_in(rng, 0))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains `config.objective` on `config.data`, resuming from `workdir` if it holds a checkpoint."""
+  os.makedirs(workdir, exist_ok=True)
+  write_config(config, workdir)
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.batch_size, mesh)
+  info = pipeline.dataset_info(config.data)
+  objective = build_objective(config, info)
+
+  train_iter = pipeline.make_train_iterator(
+      config.data, global_batch_size=config.batch_size, seed=config.seed
+  )
+  state = initial_state(objective, config, mesh)
+  checkpointer = Checkpointer(
+      os.path.join(workdir, 'checkpoints'), max_to_keep=config.keep_checkpoints
+  )
+  restored, restored_step = checkpointer.restore_latest(state, train_iter)
+  if restored is not None:
+    state = restored
+    logging.info('Resumed from step %d in %s.', restored_step, checkpointer.directory)
+  start_step = int(jax.device_get(state.step))
+
+  step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+  replicated = sharding.replicated(mesh)
+  train_step = jax.jit(
+      make_train_step(objective),
+      in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+      out_shardings=(replicated, replicated),
+      donate_argnums=0,
+  )
+  writer = MetricWriter(workdir)
+  progress = Progress(config.total_steps, config.batch_size, first_step=start_step)
+  picture_maker = pictures.PictureMaker(objective, config, writer)
+  evaluator = evaluation.Evaluator(objective, config, writer)
+  last_checkpoint = restored_step
+  total = config.total_steps
+
+  for step in range(start_step + 1, total + 1):
+    batch = sharding.global_batch(next(train_iter), mesh)
+    state, metrics = train_step(state, batch, step_rng)
+    if config.get('block_every_step', False):
+      jax.block_until_ready(metrics)
+    progress.tick(step)
+
+    if itstime(step, config.log_every, total, first=True):
+      scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      check_finite(scalars, step, last_checkpoint)
+      scalars.update({f'perf/{k}': v for k, v in progress.summary().items()})
+      writer.write_scalars(step, scalars)
+      if jax.process_index() == 0:
+        logging.info(progress.line(step, scalars))
+
+    if itstime(step, config.checkpoint_every, total):
+      progress.pause()
+      check_finite({k: float(v) for k, v in jax.device_get(metrics).items()}, step, last_checkpoint)
+      checkpointer.save(step, state, train_iter, force=step == total)
+      last_checkpoint = step
+      progress.resume()
+
+    if itstime(step, config.image_every, total):
+      progress.pause()
+      picture_maker(step, state)
+      progress.resume()
+
+    if itstime(step, config.eval_every, total):
+      progress.pause()
+      evaluator(step, state)
+      progress.resume()
+
+  checkpointer.wait_until_finished()
+  checkpointer.close()
+  writer.close()
+  return state
