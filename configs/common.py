@@ -64,6 +64,9 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.eval_every = 50_000
   c.evaluators = ml_collections.ConfigDict()
+  # Wait for every step's outputs: needed for fake multi-device CPU runs, where many steps of
+  # collectives in flight can deadlock XLA's CPU runtime on few cores.
+  c.block_every_step = False
 
   if args.runlocal:
     c.data.builder_config = 'small'

@@ -6,9 +6,9 @@ Overrides: `--config.objective.beta=8 --config.data.name=dsprites`; an unknown k
 that names it. Rerunning the same command resumes from the last checkpoint in `--workdir`.
 
 Multi-host (TPU pod, several GPU hosts): run the same command on every host with `--distributed`
-(or DISENTANGLE_JAX_DISTRIBUTED=1); `jax.distributed.initialize()` then finds the coordinator
-from the environment (TPU metadata, SLURM, or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
-JAX_PROCESS_ID).
+(or DISENTANGLE_JAX_DISTRIBUTED=1). On a TPU pod or under SLURM `jax.distributed.initialize()`
+finds its peers itself; elsewhere give `--coordinator_address=host:port --num_processes=N
+--process_id=i` (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID).
 """
 
 import logging
@@ -20,12 +20,27 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+
+def _env_int(name):
+  value = os.environ.get(name)
+  return int(value) if value else None
+
+
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and pictures.')
 _DISTRIBUTED = flags.DEFINE_bool(
     'distributed',
     os.environ.get('DISENTANGLE_JAX_DISTRIBUTED', '') not in ('', '0', 'false'),
     'Call jax.distributed.initialize() before anything else touches JAX (multi-host runs).',
+)
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', os.environ.get('JAX_COORDINATOR_ADDRESS'), 'host:port of process 0.'
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', _env_int('JAX_NUM_PROCESSES'), 'Number of processes (None: auto-detect).'
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', _env_int('JAX_PROCESS_ID'), 'This process (None: auto-detect).'
 )
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -36,7 +51,10 @@ def main(argv):
   import jax  # noqa: PLC0415 - JAX must not start before jax.distributed.initialize().
 
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    jax.distributed.initialize(
+        coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
+        process_id=_PROCESS_ID.value,
+    )
   from disentangle_jax.training.train import train_and_evaluate  # noqa: PLC0415
 
   logging.info(

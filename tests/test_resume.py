@@ -1,0 +1,79 @@
+"""Kill a run at a random step, rerun the same command: it resumes and ends bit-identical."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import train_util
+
+CONFIG = 'configs/betavae_dsprites.py:runlocal'
+STEPS = 12
+
+
+def _checkpoint_steps(workdir):
+  ckpt = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(ckpt):
+    return []
+  return sorted(int(d) for d in os.listdir(ckpt) if d.isdigit())
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_is_bit_identical(tmp_path, tfds_data_dir):
+  flags = train_util.tiny_flags(tfds_data_dir, steps=STEPS) + ['--config.checkpoint_every=3']
+  reference = str(tmp_path / 'uninterrupted')
+  train_util.run_main(CONFIG, reference, flags)
+
+  interrupted = str(tmp_path / 'interrupted')
+  kill_after = random.Random().choice([3, 6, 9])
+  cmd = [sys.executable, train_util.MAIN, f'--config={CONFIG}', f'--workdir={interrupted}', *flags]
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
+  proc = subprocess.Popen(cmd, env=env, cwd=train_util.ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if any(s >= kill_after for s in _checkpoint_steps(interrupted)):
+      break
+    time.sleep(0.05)
+  if proc.poll() is None:
+    proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = max(_checkpoint_steps(interrupted), default=0)
+  assert killed_at >= kill_after, 'the run never reached the checkpoint it was to be killed after'
+
+  result = train_util.run_main(CONFIG, interrupted, flags)
+  if killed_at < STEPS:
+    assert f'Resumed from step {killed_at}' in result.stderr + result.stdout
+
+  want, got = train_util.final_params(reference), train_util.final_params(interrupted)
+  assert want.keys() == got.keys()
+  for key in want:
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+  # The log of the resumed run continues the first one's instead of starting again.
+  with open(os.path.join(interrupted, 'metrics.jsonl')) as f:
+    steps = [json.loads(line)['step'] for line in f]
+  assert max(steps) == STEPS
+
+
+@pytest.mark.slow
+def test_corrupted_latest_checkpoint_is_skipped(tmp_path, tfds_data_dir):
+  flags = train_util.tiny_flags(tfds_data_dir, steps=8) + ['--config.checkpoint_every=4']
+  workdir = str(tmp_path / 'run')
+  train_util.run_main(CONFIG, workdir, flags)
+  assert _checkpoint_steps(workdir) == [4, 8]
+  # Corrupt the newest checkpoint's state: every file in it truncated to nothing.
+  for root, _, files in os.walk(os.path.join(workdir, 'checkpoints', '8', 'state')):
+    for name in files:
+      open(os.path.join(root, name), 'w').close()
+  result = train_util.run_main(CONFIG, workdir, flags)
+  log = result.stderr + result.stdout
+  assert 'Skipping checkpoint step 8' in log
+  assert 'Resumed from step 4' in log
+  assert _checkpoint_steps(workdir) == [4, 8]
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints', '8.corrupt'))

@@ -1,0 +1,106 @@
+"""The train loop in-process and through launch/main.py: outputs, errors, NaN handling."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import train_util
+from disentangle_jax.objectives import Objective, register
+from disentangle_jax.training import train as train_lib
+
+CONFIG = 'configs/betavae_dsprites.py:runlocal'
+
+
+def _load_config(arg='runlocal'):
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location(
+      'betavae_dsprites', os.path.join(train_util.ROOT, 'configs', 'betavae_dsprites.py')
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+@register('test_nan_after_three_steps')
+class NanAfterThreeSteps(Objective):
+  """A linear autoencoder whose loss turns NaN from step 3 on."""
+
+  def init(self, rng, batch):
+    size = int(np.prod(self.image_shape))
+    return {'model': {'w': jax.random.normal(rng, (size, 2)) * 0.01}}, {}
+
+  def optimizers(self):
+    return {'model': optax.sgd(0.1)}
+
+  def losses(self, params, model_state, batch, rng, step):
+    x = batch['image'].reshape(batch['image'].shape[0], -1)
+    loss = jnp.mean((x @ params['model']['w'] @ params['model']['w'].T - x) ** 2)
+    loss = jnp.where(step >= 3, jnp.nan, loss)
+    return {'model': loss}, (model_state, {'recon': loss})
+
+  @property
+  def latent_dim(self):
+    return 2
+
+  def encode(self, params, model_state, images):
+    return images.reshape(images.shape[0], -1) @ params['model']['w']
+
+  def decode(self, params, model_state, codes):
+    return (codes @ params['model']['w'].T).reshape(codes.shape[0], *self.image_shape)
+
+
+def test_nan_loss_stops_the_run_naming_step_and_checkpoint(tmp_path, tfds_data_dir):
+  config = _load_config()
+  with config.unlocked():
+    config.objective = {'name': 'test_nan_after_three_steps'}
+  config.data.data_dir = tfds_data_dir
+  config.data.builder_config = 'small'
+  config.total_steps = 10
+  config.batch_size = 4
+  config.log_every = 1
+  config.checkpoint_every = 2
+  config.image_every = 100
+  config.eval_every = 100
+  with pytest.raises(FloatingPointError) as error:
+    train_lib.train_and_evaluate(config, str(tmp_path))
+  message = str(error.value)
+  assert 'step 4' in message and 'recon' in message and 'step 2' in message
+
+
+@pytest.mark.slow
+def test_runlocal_writes_logs_checkpoints_and_pictures(tmp_path, tfds_data_dir):
+  workdir = str(tmp_path / 'run')
+  train_util.run_main(CONFIG, workdir, train_util.tiny_flags(tfds_data_dir, steps=8))
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    records = [json.loads(line) for line in f]
+  assert [r['step'] for r in records if 'loss/model' in r or 'loss/vae' in r]
+  assert os.path.isfile(os.path.join(workdir, 'config.json'))
+  assert os.listdir(os.path.join(workdir, 'tensorboard'))
+  pictures = os.listdir(os.path.join(workdir, 'images'))
+  for kind in ('reconstructions', 'traversal'):
+    assert any(p.startswith(kind) and p.endswith('.png') for p in pictures), pictures
+  assert any(p.endswith('.gif') for p in pictures), pictures
+
+
+def test_unknown_config_key_is_an_error_that_names_it(tmp_path, tfds_data_dir):
+  result = train_util.run_main(
+      CONFIG, str(tmp_path), ['--config.objective.bta=3'], check=False, timeout=120
+  )
+  assert result.returncode != 0
+  assert 'bta' in result.stderr
+
+
+def test_missing_real_dataset_is_an_error_that_says_how_to_get_it(tmp_path):
+  result = train_util.run_main(
+      CONFIG, str(tmp_path / 'run'),
+      ['--config.data.name=dsprites', f'--config.data.data_dir={tmp_path / "empty"}'],
+      check=False, timeout=120,
+  )
+  assert result.returncode != 0
+  assert 'dsprites' in result.stderr and 'tfds build' in result.stderr
