@@ -1,0 +1,176 @@
+"""Ground-truth factor access for datasets whose images form a full factor grid.
+
+This is what the sampled metrics (BetaVAE, FactorVAE, ...) and latent traversals draw from:
+factor names and sizes, `factors <-> index` (row-major over the grid), uniform independent
+factor samples (as dlib samples them), and the images of given factors.
+
+- `RenderedGroundTruth` calls a procedural renderer directly (no dataset on disk needed), on
+  the full grid or on a reduced one (every `stride`-th value of each factor).
+- `IndexedGroundTruth` looks images up in stored records (real dSprites, Shapes3D, MPI3D, or a
+  built procedural dataset) through a grid -> record table built once.
+
+Factors are int arrays `[n, K]` of indices; images are float32 `[n, H, W, C]` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import math
+from types import ModuleType
+from typing import Callable, Sequence
+
+import numpy as np
+
+RENDERER_NAMES = ('dsprites', 'shapes3d', 'disks', 'ellipses', 'sprites')
+
+
+def get_renderer(name: str) -> ModuleType:
+  """The renderer module `disentangle_jax.data.renderers.<name>`."""
+  if name not in RENDERER_NAMES:
+    raise ValueError(f'unknown renderer {name!r}; choose one of {RENDERER_NAMES}')
+  return importlib.import_module(f'disentangle_jax.data.renderers.{name}')
+
+
+def _to_float_images(images: np.ndarray) -> np.ndarray:
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    return images.astype(np.float32) * np.float32(1.0 / 255.0)
+  return images.astype(np.float32, copy=False)
+
+
+class GroundTruthData(abc.ABC):
+  """A full factor grid with images; subclasses provide `images_for`.
+
+  Attributes:
+    factor_names: one name per factor.
+    factor_sizes: number of values of each factor; the grid has `prod(factor_sizes)` points.
+    image_shape: (H, W, C) of `images_for`'s images.
+  """
+
+  factor_names: tuple[str, ...]
+  factor_sizes: tuple[int, ...]
+  image_shape: tuple[int, int, int]
+
+  @property
+  def num_factors(self) -> int:
+    return len(self.factor_sizes)
+
+  @property
+  def num_points(self) -> int:
+    """Number of points in the factor grid."""
+    return math.prod(self.factor_sizes)
+
+  def check_factors(self, factors: np.ndarray) -> np.ndarray:
+    """Returns `factors` as int64 `[n, K]`; raises a ValueError if they are off the grid."""
+    factors = np.asarray(factors)
+    if factors.ndim != 2 or factors.shape[1] != self.num_factors:
+      raise ValueError(f'factors must have shape [n, {self.num_factors}], got {factors.shape}')
+    factors = factors.astype(np.int64, copy=False)
+    if factors.size and ((factors < 0) | (factors >= np.asarray(self.factor_sizes))).any():
+      raise ValueError(
+          f'factors outside the grid {dict(zip(self.factor_names, self.factor_sizes))}'
+      )
+    return factors
+
+  def factors_to_index(self, factors: np.ndarray) -> np.ndarray:
+    """Row-major grid index of each row of `factors` (int [n, K]); int64 [n]."""
+    factors = self.check_factors(factors)
+    return np.ravel_multi_index(tuple(factors.T), self.factor_sizes).astype(np.int64)
+
+  def index_to_factors(self, index: np.ndarray) -> np.ndarray:
+    """Inverse of `factors_to_index`: int [n] -> int64 [n, K]."""
+    index = np.asarray(index, np.int64)
+    if index.size and (index.min() < 0 or index.max() >= self.num_points):
+      raise ValueError(f'grid index outside [0, {self.num_points})')
+    return np.stack(np.unravel_index(index, self.factor_sizes), axis=-1).astype(np.int64)
+
+  def sample_factors(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` factor rows, each factor uniform and independent; int64 [n, K]."""
+    return rng.integers(0, self.factor_sizes, size=(n, self.num_factors), dtype=np.int64)
+
+  @abc.abstractmethod
+  def images_for(self, factors: np.ndarray) -> np.ndarray:
+    """Images of the grid points `factors` (int [n, K]); float32 [n, H, W, C] in [0, 1]."""
+
+
+class RenderedGroundTruth(GroundTruthData):
+  """A procedural renderer's grid, optionally reduced to every `strides[k]`-th value.
+
+  With strides, factor k has `ceil(size_k / stride_k)` values and its index i means the full
+  grid's index `i * stride_k`.
+  """
+
+  def __init__(self, renderer_module: ModuleType | str, strides: Sequence[int] | None = None,
+               **render_options):
+    if isinstance(renderer_module, str):
+      renderer_module = get_renderer(renderer_module)
+    self.renderer = renderer_module
+    full_sizes = tuple(renderer_module.FACTOR_SIZES)
+    if strides is None:
+      strides = (1,) * len(full_sizes)
+    strides = tuple(int(s) for s in strides)
+    if len(strides) != len(full_sizes) or min(strides) < 1:
+      raise ValueError(f'strides {strides} must be {len(full_sizes)} integers >= 1')
+    self.strides = strides
+    self.full_factor_sizes = full_sizes
+    self.factor_names = tuple(renderer_module.FACTOR_NAMES)
+    self.factor_sizes = tuple(-(-size // s) for size, s in zip(full_sizes, strides))
+    self.image_shape = tuple(renderer_module.IMAGE_SHAPE)
+    self.render_options = render_options
+
+  def to_full_factors(self, factors: np.ndarray) -> np.ndarray:
+    """Indices into this (possibly reduced) grid -> indices into the renderer's full grid."""
+    return self.check_factors(factors) * np.asarray(self.strides, np.int64)
+
+  def factor_values(self, name: str) -> np.ndarray:
+    """Physical value of each index of factor `name` on this grid."""
+    k = self.factor_names.index(name)
+    return self.renderer.factor_values(name)[:: self.strides[k]]
+
+  def images_for(self, factors: np.ndarray) -> np.ndarray:
+    full = self.to_full_factors(factors)
+    return _to_float_images(self.renderer.render(full, **self.render_options))
+
+
+class IndexedGroundTruth(GroundTruthData):
+  """Images stored as records whose factors cover a full grid, in any order.
+
+  Args:
+    images_fn: `images_fn(record_indices int [n]) -> images [n, H, W, C]`, uint8 (scaled by
+      1/255) or float (returned as float32 unchanged).
+    record_factors: int [N, K], the factor indices of record i in row i.
+    factor_names, factor_sizes: the grid.
+    image_shape: (H, W, C); read from record 0 when not given.
+  """
+
+  def __init__(self, images_fn: Callable[[np.ndarray], np.ndarray], record_factors: np.ndarray,
+               factor_names: Sequence[str], factor_sizes: Sequence[int],
+               image_shape: Sequence[int] | None = None):
+    self.factor_names = tuple(factor_names)
+    self.factor_sizes = tuple(int(s) for s in factor_sizes)
+    if len(self.factor_names) != len(self.factor_sizes):
+      raise ValueError(f'{len(self.factor_names)} names for {len(self.factor_sizes)} sizes')
+    self._images_fn = images_fn
+    grid_index = self.factors_to_index(record_factors)
+    lookup = np.full(self.num_points, -1, np.int64)
+    lookup[grid_index] = np.arange(grid_index.size)
+    missing = np.flatnonzero(lookup < 0)
+    if missing.size:
+      example = dict(zip(self.factor_names, self.index_to_factors(missing[:1])[0].tolist()))
+      raise ValueError(
+          f'the records do not cover the factor grid {self.factor_sizes}: {missing.size} of '
+          f'{self.num_points} grid points have no record (e.g. {example}); '
+          f'{grid_index.size} records were given'
+      )
+    self._lookup = lookup
+    if image_shape is None:
+      image_shape = np.asarray(images_fn(np.zeros(1, np.int64))).shape[1:]
+    self.image_shape = tuple(int(d) for d in image_shape)
+
+  def record_index(self, factors: np.ndarray) -> np.ndarray:
+    """The record holding each grid point `factors` (int [n, K]); int64 [n]."""
+    return self._lookup[self.factors_to_index(factors)]
+
+  def images_for(self, factors: np.ndarray) -> np.ndarray:
+    return _to_float_images(self._images_fn(self.record_index(factors)))
