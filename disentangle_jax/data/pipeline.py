@@ -1,0 +1,275 @@
+"""The one input pipeline: TFDS random-access data sources read by grain, for every dataset.
+
+    it = make_train_iterator(config.data, global_batch_size=64, seed=0)
+    batch = next(it)   # {'image': float32 [b, H, W, C] in [0, 1], 'factors': int32 [b, K], ...}
+
+How it reads: a grain `MapDataset` of record *indices* is sharded across processes, shuffled
+(a fresh permutation each epoch), repeated and batched; each batch of indices is then read with
+one `__getitems__` call on the TFDS ArrayRecord data source, decoded and preprocessed as whole
+arrays. `ReadOptions` threads read batches ahead of the consumer (ArrayRecord reads release the
+GIL). The iterator is a grain `DatasetIterator`, so its position is saved and restored with
+`grain.checkpoint.CheckpointSave/CheckpointRestore` (its state is one integer: the next batch).
+
+Sharding: every process applies the same seeded permutation to all record indices and takes its
+contiguous `1/process_count` of it (the `N mod process_count` records left over are dropped so all
+shards are equal and every process yields the same number of batches); each process then only
+reads its own shard. The global batch is split evenly: each process yields
+`global_batch_size / process_count` examples.
+
+Data config schema (`default_data_config()` returns it):
+  name:             dataset, e.g. 'procedural_dsprites', 'dsprites', 'celeb_a' (see
+                    `disentangle_jax.data.datasets`); an unknown name lists the known ones.
+  builder_config:   TFDS builder config, e.g. 'small'; None = the builder's default ('full').
+  data_dir:         TFDS data dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  split:            split to train on ('train'); TFDS slicing works ('train[:90%]').
+  eval_split:       split of `make_eval_iterator`; None = the dataset's ('test' where it exists).
+  image_size:       None = the dataset's default (CelebA, smallNORB: 64; others native);
+                    0 = native; else resize to image_size × image_size.
+  crop:             None = the dataset's default (CelebA: 'center'); 'none'; 'center' (largest
+                    centred square); or a side in pixels ('140').
+  channels:         None, or the channel count the model expects: a mismatch is an error.
+  build_if_missing: build a missing procedural dataset on first use (real ones never are).
+  num_epochs:       None = repeat forever; else stop after this many passes over the shard.
+  read_threads:     threads reading and decoding batches ahead of the consumer.
+  prefetch:         batches kept ready ahead of the consumer.
+  worker_processes: 0, or grain worker processes decoding batches (needs parsed absl flags,
+                    as in launch/main.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import grain
+import ml_collections
+import numpy as np
+
+from disentangle_jax.data import datasets
+from disentangle_jax.data import preprocess
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """The data config with every key and its default (see the module docstring).
+
+  Keys that default to None are typed placeholders, so `--config.data.data_dir=/x` works.
+  """
+  placeholder = ml_collections.config_dict.placeholder
+  return ml_collections.ConfigDict({
+      'name': 'procedural_dsprites',
+      'builder_config': placeholder(str),
+      'data_dir': placeholder(str),
+      'split': 'train',
+      'eval_split': placeholder(str),
+      'image_size': placeholder(int),
+      'crop': placeholder(str),
+      'channels': placeholder(int),
+      'build_if_missing': True,
+      'num_epochs': placeholder(int),
+      'read_threads': 2,
+      'prefetch': 4,
+      'worker_processes': 0,
+  })
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the pipeline yields for a data config.
+
+  Attributes:
+    name: dataset name, with its builder config ('procedural_dsprites/small').
+    image_shape: (H, W, C) of the yielded images, after preprocessing.
+    num_examples: records in the training split (all processes together).
+    factor_names, factor_sizes: the ground-truth factors; () when the dataset has none.
+    label_names: the columns of `batch['label']`; () when the dataset has no labels.
+  """
+
+  name: str
+  image_shape: tuple[int, int, int]
+  num_examples: int
+  factor_names: tuple[str, ...]
+  factor_sizes: tuple[int, ...]
+  label_names: tuple[str, ...]
+
+
+def _get(data_config, key):
+  return data_config.get(key, default_data_config()[key])
+
+
+def _open(data_config, split: str) -> datasets.RecordReader:
+  return datasets.open_dataset(
+      data_config.name, builder_config=_get(data_config, 'builder_config'),
+      data_dir=_get(data_config, 'data_dir'), split=split,
+      build_if_missing=_get(data_config, 'build_if_missing'),
+  )
+
+
+def dataset_info(data_config) -> DatasetInfo:
+  """Shapes, sizes, factors and labels of what the loader yields for `data_config`.
+
+  Procedural datasets are described without being built; real ones must be prepared.
+  """
+  description = datasets.describe(
+      data_config.name, builder_config=_get(data_config, 'builder_config'),
+      data_dir=_get(data_config, 'data_dir'),
+  )
+  datasets.check_channels(data_config, description.image_shape)
+  split = _get(data_config, 'split')
+  if description.splits is not None and split in description.splits:
+    num_examples = description.splits[split]
+  else:  # real data (or a sliced split): ask the source, which checks it is prepared
+    num_examples = len(_open(data_config, split))
+  preprocessing = datasets.preprocessing_for(data_config)
+  return DatasetInfo(
+      name=description.name,
+      image_shape=preprocessing.output_shape(description.image_shape),
+      num_examples=num_examples,
+      factor_names=description.factor_names,
+      factor_sizes=description.factor_sizes,
+      label_names=description.label_names,
+  )
+
+
+class ReadBatch:
+  """Grain map: a batch of record indices -> the preprocessed batch (picklable)."""
+
+  def __init__(self, reader: datasets.RecordReader, preprocessing: preprocess.Preprocessing):
+    self.reader = reader
+    self.preprocessing = preprocessing
+
+  def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    batch = self.reader.read(indices)
+    batch['image'] = self.preprocessing(batch['image'])
+    return batch
+
+
+def _process(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index {process_index} outside [0, {process_count})')
+  return process_index, process_count
+
+
+def _seeds(seed: int) -> tuple[int, int]:
+  """Two independent 32-bit seeds (grain's shuffle takes [0, 2**32)): sharding, shuffling."""
+  shard_seed, shuffle_seed = np.random.SeedSequence(int(seed) % 2**63).generate_state(2)
+  return int(shard_seed), int(shuffle_seed)
+
+
+def shard_indices(num_records: int, seed: int, process_index: int, process_count: int
+                  ) -> grain.MapDataset:
+  """This process's record indices: its contiguous block of one seeded global permutation."""
+  indices = grain.MapDataset.range(num_records)
+  if process_count == 1:
+    return indices
+  per_process = num_records // process_count
+  shard_seed, _ = _seeds(seed)
+  start = process_index * per_process
+  return indices.shuffle(seed=shard_seed)[start : start + per_process]
+
+
+def _to_iter(batches: grain.MapDataset, data_config) -> grain.IterDataset:
+  threads = _get(data_config, 'read_threads')
+  ds = batches.to_iter_dataset(
+      grain.ReadOptions(num_threads=threads, prefetch_buffer_size=_get(data_config, 'prefetch'))
+  )
+  workers = _get(data_config, 'worker_processes')
+  if workers:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+  return ds
+
+
+def make_train_dataset(data_config, *, global_batch_size: int, seed: int,
+                       process_index: int | None = None, process_count: int | None = None
+                       ) -> grain.IterDataset:
+  """The training pipeline as a grain `IterDataset` (see `make_train_iterator`)."""
+  process_index, process_count = _process(process_index, process_count)
+  if global_batch_size % process_count:
+    raise ValueError(
+        f'global batch size {global_batch_size} is not divisible by the {process_count} '
+        'processes'
+    )
+  batch_size = global_batch_size // process_count
+  reader = _open(data_config, _get(data_config, 'split'))
+  datasets.check_channels(data_config, reader.image_shape)
+  indices = shard_indices(len(reader), seed, process_index, process_count)
+  if len(indices) < batch_size:
+    raise ValueError(
+        f'{reader.name} split {reader.split!r} gives each of {process_count} processes '
+        f'{len(indices)} records, fewer than one batch of {batch_size}'
+    )
+  _, shuffle_seed = _seeds(seed)
+  batches = (
+      indices.shuffle(seed=shuffle_seed)  # a new permutation every epoch (grain reseeds)
+      .repeat(_get(data_config, 'num_epochs'))
+      .batch(batch_size, drop_remainder=True)
+      .map(ReadBatch(reader, datasets.preprocessing_for(data_config)))
+  )
+  return _to_iter(batches, data_config)
+
+
+def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
+                        process_index: int | None = None, process_count: int | None = None
+                        ) -> grain.DatasetIterator:
+  """An endless (or `num_epochs`-long), shuffled, sharded iterator of training batches.
+
+  Args:
+    data_config: see the module docstring.
+    global_batch_size: examples per step over all processes; must divide by `process_count`.
+    seed: shuffling seed; the same seed gives the same batches, another seed other batches.
+    process_index, process_count: this process and how many read the data (default: JAX's).
+
+  Returns:
+    A grain `DatasetIterator` of dicts of numpy arrays: 'image' float32 [b, H, W, C] in [0, 1]
+    (b = global_batch_size / process_count), plus 'factors' int32 [b, K] for ground-truth
+    datasets and 'label' int32 [b, L] for labelled ones (L = len(dataset_info().label_names)).
+    Save and restore its position with `grain.checkpoint.CheckpointSave/CheckpointRestore`.
+  """
+  return iter(make_train_dataset(
+      data_config, global_batch_size=global_batch_size, seed=seed,
+      process_index=process_index, process_count=process_count,
+  ))
+
+
+def make_eval_iterator(data_config, *, batch_size: int, split: str | None = None,
+                       num_examples: int | None = None, drop_remainder: bool = False,
+                       process_index: int = 0, process_count: int = 1
+                       ) -> grain.DatasetIterator:
+  """One pass, in record order, over `split` (default: the eval split) in batches.
+
+  Args:
+    data_config: see the module docstring.
+    batch_size: examples per batch (the last one may be smaller unless `drop_remainder`).
+    split: TFDS split; None = `data_config.eval_split` or the dataset's eval split.
+    num_examples: read only the first `num_examples` records (of this process's shard).
+    drop_remainder: drop a last, partial batch.
+    process_index, process_count: read only this process's shard (default: everything).
+
+  Returns:
+    A grain `DatasetIterator` of batches shaped as `make_train_iterator`'s.
+  """
+  if split is None:
+    split = _get(data_config, 'eval_split') or datasets.get_dataset(data_config.name).eval_split
+  reader = _open(data_config, split)
+  datasets.check_channels(data_config, reader.image_shape)
+  indices = grain.MapDataset.range(len(reader))
+  if process_count > 1:
+    per_process = len(reader) // process_count
+    indices = indices[process_index * per_process : (process_index + 1) * per_process]
+  if num_examples is not None:
+    indices = indices[:num_examples]
+  batches = indices.batch(batch_size, drop_remainder=drop_remainder).map(
+      ReadBatch(reader, datasets.preprocessing_for(data_config))
+  )
+  return iter(_to_iter(batches, data_config))
+
+
+def read_examples(data_config, indices: Sequence[int], split: str | None = None
+                  ) -> dict[str, np.ndarray]:
+  """The preprocessed records `indices` of `split` (default: the training split), as a batch."""
+  reader = _open(data_config, split or _get(data_config, 'split'))
+  return ReadBatch(reader, datasets.preprocessing_for(data_config))(np.asarray(indices))
