@@ -211,7 +211,7 @@ _WEIGHTS = _common.LazyTable(int(np.prod(_GEOMETRY_SHAPE)), _compute_weights, ch
 def _render_chunk(factors: np.ndarray) -> np.ndarray:
   geometry = np.ravel_multi_index(tuple(factors[:, 3:].T), _GEOMETRY_SHAPE)
   weights = _WEIGHTS(geometry).reshape(-1, _SIZE * _SIZE, 3)
-  hues = np.arange(10, dtype=np.float32) / 10.0
+  hues = factor_values('floor_hue')  # the three hue factors share their values
   colours = hue_to_rgb(hues[factors[:, :3]]).astype(np.float32)  # [n, 3 regions, 3 rgb]
   images = np.matmul(weights, colours) * np.float32(255.0) + np.float32(0.5)
   return np.clip(images, 0, 255).astype(np.uint8).reshape(-1, *IMAGE_SHAPE)

@@ -1,0 +1,166 @@
+"""Tests of the ground-truth factor interface: index maps, sampling, rendered and indexed data."""
+
+import math
+
+import numpy as np
+import pytest
+
+from disentangle_jax.data import ground_truth
+from disentangle_jax.data.renderers import disks, dsprites, ellipses, shapes3d, sprites
+
+
+def test_get_renderer():
+  assert ground_truth.get_renderer('dsprites') is dsprites
+  for name in ground_truth.RENDERER_NAMES:
+    module = ground_truth.get_renderer(name)
+    assert module.render is not None and module.FACTOR_SIZES
+  with pytest.raises(ValueError, match='unknown renderer'):
+    ground_truth.get_renderer('mnist')
+
+
+@pytest.mark.parametrize('name', ground_truth.RENDERER_NAMES)
+def test_index_round_trip_is_row_major(name):
+  data = ground_truth.RenderedGroundTruth(name)
+  assert data.num_points == math.prod(data.factor_sizes)
+  rng = np.random.default_rng(0)
+  index = rng.integers(0, data.num_points, 1000)
+  factors = data.index_to_factors(index)
+  assert factors.shape == (1000, data.num_factors) and factors.dtype == np.int64
+  np.testing.assert_array_equal(data.factors_to_index(factors), index)
+  # Row-major: the last factor varies fastest.
+  strides = np.cumprod((1,) + data.factor_sizes[::-1])[:-1][::-1]
+  np.testing.assert_array_equal(data.factors_to_index(factors), factors @ strides)
+
+
+def test_index_to_factors_enumerates_the_grid_in_order():
+  data = ground_truth.RenderedGroundTruth(ellipses, ellipses.REDUCED_STRIDES)
+  factors = data.index_to_factors(np.arange(data.num_points))
+  expected = np.stack(np.meshgrid(*[np.arange(s) for s in data.factor_sizes], indexing='ij'), -1)
+  np.testing.assert_array_equal(factors, expected.reshape(-1, 3))
+
+
+def test_off_grid_factors_and_indices_are_errors():
+  data = ground_truth.RenderedGroundTruth(dsprites)
+  with pytest.raises(ValueError, match='outside the grid'):
+    data.factors_to_index(np.array([[3, 0, 0, 0, 0]]))
+  with pytest.raises(ValueError, match='shape'):
+    data.factors_to_index(np.zeros((2, 4), np.int64))
+  with pytest.raises(ValueError, match='grid index'):
+    data.index_to_factors(np.array([data.num_points]))
+  with pytest.raises(ValueError, match='outside the grid'):
+    data.images_for(np.array([[0, 6, 0, 0, 0]]))
+
+
+def test_sample_factors_is_uniform_independent_and_seeded():
+  data = ground_truth.RenderedGroundTruth(dsprites)
+  n = 60_000
+  factors = data.sample_factors(np.random.default_rng(1), n)
+  assert factors.shape == (n, 5) and np.issubdtype(factors.dtype, np.integer)
+  assert factors.min() >= 0 and np.all(factors.max(0) == np.array(data.factor_sizes) - 1)
+  for k, size in enumerate(data.factor_sizes):
+    counts = np.bincount(factors[:, k], minlength=size)
+    expected = n / size
+    # Chi-square with size - 1 degrees of freedom, far inside its 1e-6 tail.
+    chi2 = np.sum((counts - expected) ** 2 / expected)
+    assert chi2 < size - 1 + 10 * np.sqrt(2 * (size - 1)) + 20, (k, chi2)
+  # Independent: shape and scale jointly uniform.
+  joint = np.bincount(factors[:, 0] * 6 + factors[:, 1], minlength=18)
+  assert np.all(np.abs(joint - n / 18) < 6 * np.sqrt(n / 18))
+  np.testing.assert_array_equal(factors, data.sample_factors(np.random.default_rng(1), n))
+  assert not np.array_equal(factors, data.sample_factors(np.random.default_rng(2), n))
+
+
+@pytest.mark.parametrize('module', [dsprites, shapes3d, disks, ellipses, sprites],
+                         ids=lambda m: m.__name__.rsplit('.', 1)[-1])
+def test_images_for_matches_render(module):
+  data = ground_truth.RenderedGroundTruth(module)
+  factors = data.sample_factors(np.random.default_rng(3), 8)
+  images = data.images_for(factors)
+  assert images.dtype == np.float32 and images.shape == (8, *module.IMAGE_SHAPE)
+  assert data.image_shape == module.IMAGE_SHAPE
+  assert images.min() >= 0.0 and images.max() <= 1.0
+  np.testing.assert_allclose(images, module.render(factors) / 255.0, atol=1e-6)
+
+
+def test_render_options_are_passed_through():
+  data = ground_truth.RenderedGroundTruth('dsprites', antialias=True)
+  factors = data.sample_factors(np.random.default_rng(4), 8)
+  np.testing.assert_allclose(
+      data.images_for(factors), dsprites.render(factors, antialias=True) / 255.0, atol=1e-6)
+  assert len(np.unique(data.images_for(factors))) > 2
+
+
+def test_reduced_grid():
+  data = ground_truth.RenderedGroundTruth(dsprites, dsprites.REDUCED_STRIDES)
+  assert data.factor_sizes == (3, 3, 20, 16, 16)
+  assert data.factor_names == dsprites.FACTOR_NAMES
+  np.testing.assert_allclose(data.factor_values('scale'), [0.5, 0.7, 0.9])
+  np.testing.assert_allclose(data.factor_values('x_position'), np.linspace(0, 1, 32)[::2])
+  factors = data.sample_factors(np.random.default_rng(5), 16)
+  assert np.all(factors < np.array(data.factor_sizes))
+  full = factors * np.array(dsprites.REDUCED_STRIDES)
+  np.testing.assert_array_equal(data.to_full_factors(factors), full)
+  np.testing.assert_allclose(data.images_for(factors), dsprites.render(full) / 255.0, atol=1e-6)
+  # A stride that does not divide the size rounds up and stays on the full grid.
+  odd = ground_truth.RenderedGroundTruth(disks, strides=(3,))
+  assert odd.factor_sizes == (43,)
+  np.testing.assert_array_equal(odd.to_full_factors(np.array([[42]])), [[126]])
+  assert odd.images_for(np.array([[42]])).shape == (1, 64, 64, 1)
+  with pytest.raises(ValueError, match='strides'):
+    ground_truth.RenderedGroundTruth(disks, strides=(0,))
+  with pytest.raises(ValueError, match='strides'):
+    ground_truth.RenderedGroundTruth(disks, strides=(1, 1))
+
+
+def _shuffled_records(data, seed):
+  """All grid points in a random record order, with `data`'s uint8 images."""
+  perm = np.random.default_rng(seed).permutation(data.num_points)
+  record_factors = data.index_to_factors(perm)
+  record_images = np.round(data.images_for(record_factors) * 255).astype(np.uint8)
+  return record_factors, record_images
+
+
+def test_indexed_ground_truth_finds_the_right_records():
+  rendered = ground_truth.RenderedGroundTruth(disks)
+  record_factors, record_images = _shuffled_records(rendered, seed=6)
+  calls = []
+
+  def images_fn(records):
+    calls.append(np.asarray(records))
+    return record_images[records]
+
+  data = ground_truth.IndexedGroundTruth(images_fn, record_factors, disks.FACTOR_NAMES,
+                                         disks.FACTOR_SIZES)
+  assert data.image_shape == (64, 64, 1)
+  factors = data.sample_factors(np.random.default_rng(7), 50)
+  np.testing.assert_array_equal(data.factors_to_index(record_factors[data.record_index(factors)]),
+                                data.factors_to_index(factors))
+  np.testing.assert_allclose(data.images_for(factors), rendered.images_for(factors), atol=1e-6)
+  assert data.images_for(factors).dtype == np.float32
+
+
+def test_indexed_ground_truth_multi_factor_grid_and_float_images():
+  sizes = (3, 4, 5)
+  n = math.prod(sizes)
+  perm = np.random.default_rng(8).permutation(n)
+  record_factors = np.stack(np.unravel_index(perm, sizes), -1)
+  # Each record's image holds its own grid index, so a wrong lookup cannot go unnoticed.
+  record_images = np.broadcast_to(perm[:, None, None, None] / n, (n, 2, 2, 1)).astype(np.float64)
+  data = ground_truth.IndexedGroundTruth(lambda r: record_images[r], record_factors,
+                                         ('a', 'b', 'c'), sizes, image_shape=(2, 2, 1))
+  factors = data.index_to_factors(np.arange(n))
+  images = data.images_for(factors)
+  assert images.dtype == np.float32
+  np.testing.assert_allclose(images[:, 0, 0, 0], np.arange(n) / n, rtol=1e-6)
+
+
+def test_indexed_ground_truth_rejects_incomplete_records():
+  sizes = (3, 4)
+  record_factors = np.stack(np.unravel_index(np.arange(12), sizes), -1)
+  images_fn = lambda r: np.zeros((len(r), 1, 1, 1), np.uint8)  # noqa: E731
+  with pytest.raises(ValueError, match=r'do not cover .* 1 of 12 .* \{.a.: 2, .b.: 3\}'):
+    ground_truth.IndexedGroundTruth(images_fn, record_factors[:-1], ('a', 'b'), sizes)
+  with pytest.raises(ValueError, match='outside the grid'):
+    ground_truth.IndexedGroundTruth(images_fn, record_factors + 1, ('a', 'b'), sizes)
+  with pytest.raises(ValueError, match='names'):
+    ground_truth.IndexedGroundTruth(images_fn, record_factors, ('a',), sizes)
