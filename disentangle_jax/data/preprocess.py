@@ -103,6 +103,8 @@ class Preprocessing:
       images = center_crop(images, None if self.crop == 'center' else self.crop)
     images = images.astype(np.float32)
     images *= np.float32(1.0 / self.pixel_max)
+    if self.pixel_max != 255:  # e.g. 0/1 images: keep [0, 1] whatever else is stored
+      np.clip(images, 0.0, 1.0, out=images)
     if self.image_size is not None:
       images = resize(images, self.image_size)
       np.clip(images, 0.0, 1.0, out=images)

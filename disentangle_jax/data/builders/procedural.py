@@ -18,8 +18,9 @@ Features of every record:
   label_<factor>: one `ClassLabel` per factor, the same values, named as TFDS's dsprites/shapes3d
                   name theirs, so code written for those reads these too.
 
-Records are written in grid order (`disable_shuffling`): record i of a full config's `train`
-split is grid point i (row-major over `FACTOR_SIZES`). The loader shuffles at read time.
+Records are in TFDS's usual hashed order (a fixed pseudo-random permutation of the grid, keyed by
+grid index), as in TFDS's dsprites: the first records of an unshuffled read are a spread of the
+grid, not 64 copies of the smallest square. Each record carries its factors.
 
 Building goes through TFDS's own writer: it writes into an `incomplete.*` directory and renames it
 only when every split is written, so an interrupted build never looks finished.
@@ -116,7 +117,6 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         builder=self,
         description=(self.__doc__ or '').strip(),
         features=tfds.features.FeaturesDict(features),
-        disable_shuffling=True,
         metadata=tfds.core.MetadataDict(
             factor_names=list(grid.factor_names),
             factor_sizes=list(grid.factor_sizes),

@@ -1,0 +1,200 @@
+"""The procedural TFDS builders: what they write, and what an interrupted or damaged build leaves."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import disentangle_jax  # noqa: F401  (registers the builders)
+from disentangle_jax.data import datasets
+from disentangle_jax.data import ground_truth as gt_lib
+from disentangle_jax.data.builders import procedural
+
+SMALL = [(name, 'small') for name in procedural.BUILDERS] + [('disks', 'holdout')]
+#: Renderers too slow to render a whole small grid in a test (~0.5 ms an image): these builds
+#: stop after this many examples, in a private data dir.
+CAPPED = {'procedural_sprites': 2048, 'procedural_shapes3d': 2048}
+
+
+def _built(name, config, data_dir):
+  """The builder of `name/config` in `data_dir`, built once per test session."""
+  builder = tfds.builder(name, config=config, data_dir=data_dir, file_format='array_record')
+  if not builder.is_prepared():
+    datasets.open_dataset(name, builder_config=config, data_dir=data_dir)
+    builder = tfds.builder(name, config=config, data_dir=data_dir)
+  return builder
+
+
+def _capped_build(name, config, data_dir, max_examples):
+  builder = tfds.builder(name, config=config, data_dir=data_dir, file_format='array_record')
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(max_examples_per_split=max_examples))
+  return builder
+
+
+def test_every_builder_is_registered_and_listed():
+  names = set(tfds.list_builders(with_community_datasets=False))
+  assert set(procedural.BUILDERS) <= names
+  assert set(procedural.BUILDERS) == {
+      'procedural_dsprites', 'procedural_shapes3d', 'disks', 'ellipses', 'procedural_sprites'}
+  assert [c.name for c in procedural.ProceduralDsprites.BUILDER_CONFIGS] == [
+      'full', 'antialiased', 'small']
+
+
+def test_full_grid_sizes_without_building():
+  assert procedural.num_examples('procedural_dsprites') == {'train': 737_280}
+  assert procedural.num_examples('procedural_dsprites', 'antialiased') == {'train': 737_280}
+  assert procedural.num_examples('procedural_shapes3d') == {'train': 480_000}
+  assert procedural.num_examples('disks') == {'train': 128}
+  holdout = procedural.num_examples('disks', 'holdout')
+  assert holdout['train'] + holdout['holdout'] == 128 and holdout['holdout'] == 29
+
+
+@pytest.mark.parametrize('name,config', SMALL)
+def test_records_match_the_renderer(name, config, tfds_data_dir, tmp_path):
+  expected = procedural.num_examples(name, config)
+  if name in CAPPED:
+    data_dir = str(tmp_path)
+    builder = _capped_build(name, config, data_dir, CAPPED[name])
+    expected = {k: min(v, CAPPED[name]) for k, v in expected.items()}
+  else:
+    data_dir = tfds_data_dir
+    builder = _built(name, config, data_dir)
+  grid = builder.ground_truth
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == expected
+  assert builder.info.metadata['factor_sizes'] == list(grid.factor_sizes)
+
+  source = tfds.data_source(f'{name}/{config}', split='train', data_dir=data_dir,
+                            download=False)
+  assert len(source) == expected['train']
+  rng = np.random.default_rng(0)
+  keys = sorted(set(rng.integers(0, len(source), 24).tolist()) | {0, len(source) - 1})
+  records = source.__getitems__(keys)
+  factors = np.stack([r['factors'] for r in records])
+  images = np.stack([r['image'] for r in records])
+  assert images.dtype == np.uint8 and images.shape == (len(keys), *grid.image_shape)
+  assert factors.dtype == np.int32 and factors.shape == (len(keys), grid.num_factors)
+  assert ((factors >= 0) & (factors < np.array(grid.factor_sizes))).all()
+  for k, factor in enumerate(grid.factor_names):
+    np.testing.assert_array_equal([r[f'label_{factor}'] for r in records], factors[:, k])
+  rendered = grid.renderer.render(grid.to_full_factors(factors), **grid.render_options)
+  np.testing.assert_array_equal(images, rendered)
+
+
+@pytest.mark.parametrize('name', ['disks', 'ellipses'])
+def test_small_grid_is_covered_exactly_once(name, tfds_data_dir):
+  _built(name, 'small', tfds_data_dir)
+  reader = datasets.open_dataset(name, builder_config='small', data_dir=tfds_data_dir)
+  grid = gt_lib.RenderedGroundTruth(grid_renderer := gt_lib.get_renderer(name),
+                                    strides=grid_renderer.REDUCED_STRIDES)
+  index = np.sort(grid.factors_to_index(reader.factor_table()))
+  np.testing.assert_array_equal(index, np.arange(grid.num_points))
+
+
+def test_disks_holdout_moves_radii_11_to_18_out_of_train(tfds_data_dir):
+  _built('disks', 'holdout', tfds_data_dir)
+  radius = gt_lib.get_renderer('disks').factor_values('radius')
+  train = datasets.open_dataset('disks', builder_config='holdout', data_dir=tfds_data_dir)
+  held = datasets.open_dataset('disks', builder_config='holdout', data_dir=tfds_data_dir,
+                               split='holdout')
+  train_r = radius[train.factor_table()[:, 0]]
+  held_r = radius[held.factor_table()[:, 0]]
+  assert ((train_r < 11) | (train_r > 18)).all()
+  assert ((held_r >= 11) & (held_r <= 18)).all()
+  assert len(set(train_r) | set(held_r)) == 128
+
+
+def test_records_are_written_in_hashed_not_grid_order(tfds_data_dir):
+  # The first records of an unshuffled read are then a spread of the grid (as TFDS's dsprites),
+  # not 64 copies of the smallest square.
+  _built('procedural_dsprites', 'small', tfds_data_dir)
+  reader = datasets.open_dataset('procedural_dsprites', builder_config='small',
+                                 data_dir=tfds_data_dir)
+  first = reader.read(range(64))['factors']
+  assert len(np.unique(first[:, 0])) == 3 and len(np.unique(first[:, 2])) > 5
+
+
+_KILLED_BUILD = """
+import sys
+import disentangle_jax, tensorflow_datasets as tfds
+tfds.builder('ellipses', config='small', data_dir=sys.argv[1],
+             file_format='array_record').download_and_prepare()
+"""
+
+
+def test_a_killed_build_is_not_mistaken_for_a_dataset_and_is_rebuilt(tmp_path):
+  data_dir = str(tmp_path)
+  config_dir = os.path.join(data_dir, 'ellipses', 'small')
+  proc = subprocess.Popen([sys.executable, '-c', _KILLED_BUILD, data_dir],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+      entries = os.listdir(config_dir) if os.path.isdir(config_dir) else []
+      if any(e.startswith('incomplete') for e in entries):
+        break
+      time.sleep(0.01)
+    time.sleep(0.2)  # inside the generation of 6,750 examples (a second or more)
+    assert proc.poll() is None, 'the build finished before it could be interrupted'
+  finally:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  assert any(e.startswith('incomplete') for e in os.listdir(config_dir))
+
+  builder = tfds.builder('ellipses', config='small', data_dir=data_dir)
+  assert not builder.is_prepared()
+  with pytest.raises(datasets.DatasetNotFoundError, match='ellipses/small'):
+    datasets.open_dataset('ellipses', builder_config='small', data_dir=data_dir,
+                          build_if_missing=False)
+  reader = datasets.open_dataset('ellipses', builder_config='small', data_dir=data_dir)
+  assert len(reader) == 6_750
+  assert not any(e.startswith('incomplete') for e in os.listdir(config_dir))
+
+
+def _shard(builder):
+  [instruction] = builder.info.splits['train'].file_instructions
+  return os.fspath(instruction.filename)
+
+
+@pytest.fixture
+def disks_copy(tmp_path, tfds_data_dir):
+  """A private copy of a built `disks/small`, free to damage."""
+  import shutil
+
+  _built('disks', 'small', tfds_data_dir)
+  shutil.copytree(os.path.join(tfds_data_dir, 'disks'), os.path.join(tmp_path, 'disks'))
+  return str(tmp_path)
+
+
+def test_truncated_shard_is_a_corruption_error_that_says_how_to_rebuild(disks_copy):
+  path = _shard(tfds.builder('disks', config='small', data_dir=disks_copy))
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+  with pytest.raises(datasets.DatasetCorruptedError) as error:
+    datasets.open_dataset('disks', builder_config='small', data_dir=disks_copy)
+  message = str(error.value)
+  assert 'disks/small' in message and path in message and 'rebuilt' in message
+
+
+def test_missing_shard_is_a_corruption_error(disks_copy):
+  os.remove(_shard(tfds.builder('disks', config='small', data_dir=disks_copy)))
+  with pytest.raises(datasets.DatasetCorruptedError, match='disks/small'):
+    datasets.open_dataset('disks', builder_config='small', data_dir=disks_copy)
+
+
+def test_garbled_records_are_a_corruption_error(disks_copy):
+  path = _shard(tfds.builder('disks', config='small', data_dir=disks_copy))
+  size = os.path.getsize(path)
+  with open(path, 'r+b') as f:
+    f.seek(size // 8)
+    f.write(np.random.default_rng(0).integers(0, 256, size // 2, np.uint8).tobytes())
+  with pytest.raises(datasets.DatasetCorruptedError) as error:
+    reader = datasets.open_dataset('disks', builder_config='small', data_dir=disks_copy)
+    for start in range(0, len(reader), 8):
+      reader.read(range(start, min(start + 8, len(reader))))
+  assert 'disks/small' in str(error.value) and 'Delete' in str(error.value)
