@@ -142,47 +142,43 @@ _NUM_ORIENTATIONS = FACTOR_SIZES[2] - 1  # index 39 (2π) is index 0 (0)
 _TABLE_SHAPE = (3, 6, _NUM_ORIENTATIONS, _PHASES, _PHASES)
 
 
-def _position_base_and_phase(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Integer pixel holding the centre, and phase index (0..3), of position indices."""
+def _position_base_and_phase(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """For position indices: the pixel holding the centre, the phase (0..3) and its fraction.
+
+  Positions p, p + 4, p + 8, ... are whole pixels apart, so they share a phase `p % 4` and the
+  fractional part of the centre.
+  """
   centre = position_to_pixels(factor_values('x_position')[index])
-  return np.floor(centre).astype(np.int64), index % _PHASES
+  base = np.floor(centre)
+  return base.astype(np.int64), index % _PHASES, centre - base
 
 
 def _compute_patches(ids: np.ndarray, supersample: int) -> np.ndarray:
   shape, scale, orientation, phase_x, phase_y = np.unravel_index(ids, _TABLE_SHAPE)
-  # Phase p is the fractional centre of positions p, p + 4, ...; all share it.
-  frac = lambda p: np.mod(position_to_pixels(factor_values('x_position')[p]), 1.0)  # noqa: E731
+  # Position index `phase` has the phase `phase` itself.
+  frac_x, frac_y = (_position_base_and_phase(p)[2] for p in (phase_x, phase_y))
   grid = np.arange(_PATCH) - _PATCH_RADIUS + 0.5
-  dx = grid[None, None, :] - frac(phase_x)[:, None, None]
-  dy = grid[None, :, None] - frac(phase_y)[:, None, None]
-  dx, dy = np.broadcast_arrays(dx, dy)
-  cov = _coverage(
-      shape,
-      factor_values('scale')[scale],
-      factor_values('orientation')[orientation],
-      dx,
-      dy,
-      supersample,
-  )
-  return _to_uint8(cov)
+  dx, dy = np.broadcast_arrays(grid[None, None, :] - frac_x[:, None, None],
+                               grid[None, :, None] - frac_y[:, None, None])
+  scale = factor_values('scale')[scale]
+  angle = factor_values('orientation')[orientation]
+  return _to_uint8(_coverage(shape, scale, angle, dx, dy, supersample))
 
 
-_TABLES = {
-    aa: _common.LazyTable(
-        int(np.prod(_TABLE_SHAPE)),
-        lambda ids, ss=(_SUPERSAMPLE if aa else 1): _compute_patches(ids, ss),
-        chunk_size=1024,
-    )
-    for aa in (False, True)
-}
+def _patch_table(supersample: int) -> _common.LazyTable:
+  return _common.LazyTable(int(np.prod(_TABLE_SHAPE)),
+                           lambda ids: _compute_patches(ids, supersample), chunk_size=1024)
+
+
+_TABLES = {False: _patch_table(1), True: _patch_table(_SUPERSAMPLE)}
 _PADDED = _SIZE + 2 * _PATCH_RADIUS
 
 
 def _render_chunk(factors: np.ndarray, antialias: bool) -> np.ndarray:
   n = factors.shape[0]
   shape, scale, orientation, x, y = factors.T
-  base_x, phase_x = _position_base_and_phase(x)
-  base_y, phase_y = _position_base_and_phase(y)
+  base_x, phase_x, _ = _position_base_and_phase(x)
+  base_y, phase_y, _ = _position_base_and_phase(y)
   ids = np.ravel_multi_index(
       (shape, scale, orientation % _NUM_ORIENTATIONS, phase_x, phase_y), _TABLE_SHAPE
   )

@@ -212,9 +212,11 @@ def _render_chunk(factors: np.ndarray) -> np.ndarray:
   geometry = np.ravel_multi_index(tuple(factors[:, 3:].T), _GEOMETRY_SHAPE)
   weights = _WEIGHTS(geometry).reshape(-1, _SIZE * _SIZE, 3)
   hues = factor_values('floor_hue')  # the three hue factors share their values
-  colours = hue_to_rgb(hues[factors[:, :3]]).astype(np.float32)  # [n, 3 regions, 3 rgb]
-  images = np.matmul(weights, colours) * np.float32(255.0) + np.float32(0.5)
-  return np.clip(images, 0, 255).astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
+  colours = (255.0 * hue_to_rgb(hues[factors[:, :3]])).astype(np.float32)  # [n, 3 regions, rgb]
+  images = np.matmul(weights, colours)
+  # Shades are at most 1 and the weights of a pixel sum to at most 1: no clipping needed.
+  images += np.float32(0.5)
+  return images.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
 
 
 def render(factors: np.ndarray) -> np.ndarray:

@@ -263,7 +263,7 @@ def _label_maps(body, hair, arm, leg, direction, action, frame) -> np.ndarray:
   # Head: a sphere whose pixels are skin, hair or eyes by where they lie on the sphere.
   head_c3 = upper + np.stack([np.zeros(m), np.full(m, _HEAD_Y), np.zeros(m)], -1)
   head_c, head_depth = screen(head_c3)
-  _draw_hair_behind(canvas, hair, head_c3, screen)
+  _draw_hair(canvas, hair, head_c3, screen, in_front=False)
   a = (_PX[None, None, :] - head_c[:, 0, None, None]) / _HEAD_RX
   b = (_PX[None, :, None] - head_c[:, 1, None, None]) / _HEAD_RY
   r2 = a * a + b * b
@@ -276,7 +276,7 @@ def _label_maps(body, hair, arm, leg, direction, action, frame) -> np.ndarray:
   head_labels = _head_labels(hair, sx, sy, sz)
   head_sdf = (np.sqrt(r2) - 1.0) * min(_HEAD_RX, _HEAD_RY)
   canvas.draw(head_sdf, head_labels, head_depth)
-  _draw_hair_front(canvas, hair, head_c3, screen)
+  _draw_hair(canvas, hair, head_c3, screen, in_front=True)
 
   # Arms last: shoulder, elbow, hand; sleeves and pads when armoured.
   for name, side in (('arm_l', 1.0), ('arm_r', -1.0)):
@@ -336,18 +336,13 @@ def _hair_pieces(hair, head_c3, in_front: bool):
   return pieces
 
 
-def _draw_hair_behind(canvas, hair, head_c3, screen):
-  for start, end, radius, on in _hair_pieces(hair, head_c3, in_front=False):
+def _draw_hair(canvas, hair, head_c3, screen, in_front: bool):
+  """Draws the hair outside the head sphere: behind it (depth-tested) or over it (always)."""
+  for start, end, radius, on in _hair_pieces(hair, head_c3, in_front):
     (a, ad), (b, bd) = screen(start), screen(end)
     g = np.flatnonzero(on)
-    canvas.draw(_segment_sdf(a[g], b[g], radius), _HAIR, (ad[g] + bd[g]) / 2, rows=g)
-
-
-def _draw_hair_front(canvas, hair, head_c3, screen):
-  for start, end, radius, on in _hair_pieces(hair, head_c3, in_front=True):
-    (a, _), (b, _) = screen(start), screen(end)
-    g = np.flatnonzero(on)  # drawn over everything so far: they stick out of the head
-    canvas.draw(_segment_sdf(a[g], b[g], radius), _HAIR, np.full(g.size, np.inf), rows=g)
+    depth = np.full(g.size, np.inf) if in_front else (ad[g] + bd[g]) / 2
+    canvas.draw(_segment_sdf(a[g], b[g], radius), _HAIR, depth, rows=g)
 
 
 # Label maps per (body, hair, arm, leg, pose).
