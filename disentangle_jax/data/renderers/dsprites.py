@@ -8,7 +8,7 @@ Geometry (ours; dSprites' generator is not public, so pixel-level equality is no
 - pixel (row i, column j) covers [j, j+1) × [i, i+1); its centre is (j + 0.5, i + 0.5);
 - a position p in [0, 1] puts the shape's centre at 32 + (p - 0.5) · 38.75 px, i.e. 12.625 ..
   51.375 px in steps of 1.25 px, on both axes; x grows to the right and y grows downwards (as
-  in dSprites' images), so no shape at scale 1 and any rotation is ever clipped;
+  in dSprites' images); the margin of 12.6 px keeps every shape whole at any rotation;
 - at scale 1 the square has side 16.8 px, the ellipse semi-axes 6 × 12 px (long axis vertical at
   orientation 0), the heart is the curve (X² + Y² − 1)³ = X²Y³ with 1 unit = 8.9 px, centred on
   its bounding box and pointing down at orientation 0; all fit in a 12 px radius;
@@ -34,7 +34,6 @@ SHAPE_NAMES = ('square', 'ellipse', 'heart')
 
 _SIZE = IMAGE_SHAPE[0]
 _POSITION_RANGE_PX = 38.75  # 31 steps of 1.25 px
-_POSITION_STEP_PX = _POSITION_RANGE_PX / (FACTOR_SIZES[3] - 1)
 _PHASES = 4  # 4 steps of 1.25 px = 5 px: the sub-pixel phase repeats every 4 positions
 _PATCH_RADIUS = 13  # a patch covers the shape's base pixel ± 13 pixels
 _PATCH = 2 * _PATCH_RADIUS + 1
