@@ -323,19 +323,21 @@ class RecordReader:
     """
     from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
 
+    parse, decompress = tf_example_pb2.Example.FromString, zlib.decompress
+    size = math.prod(self.image_shape)
     images, factors = [], []
     for record in records:
-      feature = tf_example_pb2.Example.FromString(record).features.feature
-      images.append(zlib.decompress(feature['image'].bytes_list.value[0]))
-      factors.append(feature['factors'].int64_list.value)
+      feature = parse(record).features.feature
+      images.append(decompress(feature['image'].bytes_list.value[0], bufsize=size))
+      factors.extend(feature['factors'].int64_list.value)
     data = b''.join(images)
-    if len(data) != len(records) * math.prod(self.image_shape):
+    if len(data) != len(records) * size or len(factors) != len(records) * len(self.factor_sizes):
       raise DatasetCorruptedError(
-          f'records of dataset {self.name} hold images of the wrong size. ' + self.rebuild_advice
+          f'records of dataset {self.name} hold images or factors of the wrong size. ' + self.rebuild_advice
       )
     return {
         'image': np.frombuffer(data, np.uint8).reshape(len(records), *self.image_shape),
-        'factors': np.asarray(factors, np.int32).reshape(len(records), len(self.factor_sizes)),
+        'factors': np.array(factors, np.int32).reshape(len(records), len(self.factor_sizes)),
     }
 
   def _decode(self, examples: Sequence[dict]) -> dict[str, np.ndarray]:
