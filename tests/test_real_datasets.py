@@ -242,3 +242,13 @@ def test_ground_truth_of_real_records_looks_images_up_by_factors(tmp_path, monke
   assert smaller.image_shape == (4, 4, 1) and smaller.images_for(factors).shape == (3, 4, 4, 1)
   np.testing.assert_allclose(smaller.images_for(factors)[:, 2, 2, 0], images[:, 0, 0, 0],
                              rtol=1e-5)
+
+
+def test_a_cpu_sized_config_on_a_missing_real_dataset_says_how_to_get_it(tmp_path):
+  # `runlocal` configs ask for builder_config='small', which real datasets do not have.
+  config = _config('dsprites', str(tmp_path / 'empty'), builder_config='small')
+  with pytest.raises(datasets.DatasetNotFoundError, match='tfds build dsprites'):
+    pipeline.dataset_info(config)
+  write_real_format('mnist', str(tmp_path), num_examples=4)
+  with pytest.raises(ValueError, match="mnist has no builder config 'small'"):
+    pipeline.dataset_info(_config('mnist', str(tmp_path), builder_config='small'))

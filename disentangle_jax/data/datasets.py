@@ -167,8 +167,17 @@ def _builder(dataset: Dataset, builder_config: str | None, data_dir: str | None)
   cls = tfds.builder_cls(dataset.name)
   configs = getattr(cls, 'builder_configs', None) or {}
   if builder_config is not None and builder_config not in configs:
+    if not configs and not dataset.procedural:
+      # A run shrunk for a CPU (builder_config='small') pointed at a real dataset: whether the
+      # dataset is there at all is the more useful news.
+      builder = tfds.builder(dataset.name, data_dir=data_dir)
+      if not builder.is_prepared():
+        raise DatasetNotFoundError(_not_found_message(dataset, builder))
     known = ', '.join(configs) if configs else 'none: it has a single configuration'
-    raise ValueError(f'{dataset.name} has no builder config {builder_config!r}; known: {known}')
+    raise ValueError(
+        f'{dataset.name} has no builder config {builder_config!r}; known: {known} '
+        '(data.builder_config=None takes the default)'
+    )
   kwargs = {'config': builder_config} if builder_config is not None else {}
   if dataset.procedural:
     kwargs['file_format'] = 'array_record'
