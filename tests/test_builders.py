@@ -198,3 +198,11 @@ def test_garbled_records_are_a_corruption_error(disks_copy):
     for start in range(0, len(reader), 8):
       reader.read(range(start, min(start + 8, len(reader))))
   assert 'disks/small' in str(error.value) and 'Delete' in str(error.value)
+
+
+def test_a_dataset_built_by_another_renderer_is_refused(disks_copy, monkeypatch):
+  renderer = gt_lib.get_renderer('disks')
+  render = renderer.render
+  monkeypatch.setattr(renderer, 'render', lambda factors, **kw: 255 - render(factors, **kw))
+  with pytest.raises(datasets.DatasetCorruptedError, match='older version.*Delete'):
+    datasets.open_dataset('disks', builder_config='small', data_dir=disks_copy)

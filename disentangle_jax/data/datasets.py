@@ -416,19 +416,34 @@ def open_dataset(name: str, *, builder_config: str | None = None, data_dir: str 
           '--file_format=array_record (or convert it with `tfds convert_format`).'
       ) from e
     raise
-  # Not prepared yet a source: `tfds.testing.mock_data` serves examples without files.
-  return RecordReader(
+  # (Not prepared, yet a source: `tfds.testing.mock_data` serves examples without files.)
+  reader = RecordReader(
       dataset, builder, split, source,
       factor_sizes=factor_sizes_of(dataset, builder),
       image_shape=builder.info.features['image'].shape,
       fast=dataset.procedural,
   )
+  if dataset.procedural:
+    _check_renderer(reader, builder)
+  return reader
+
+
+def _check_renderer(reader: RecordReader, builder) -> None:
+  """The stored images are what today's renderer draws (a dataset built by older code is not)."""
+  probe = reader.read(sorted({0, len(reader) // 2, len(reader) - 1}))
+  grid = builder.ground_truth
+  rendered = grid.renderer.render(grid.to_full_factors(probe['factors']), **grid.render_options)
+  if not np.array_equal(rendered, probe['image']):
+    raise DatasetCorruptedError(
+        f'dataset {reader.name} in {builder.data_dir} holds images that the current '
+        f'{grid.renderer.__name__.rsplit(".", 1)[-1]} renderer does not draw: it was built by '
+        f'an older version of the code. {reader.rebuild_advice}'
+    )
 
 
 def factor_sizes_of(dataset: Dataset, builder) -> tuple[int, ...]:
   if dataset.procedural:
-    return tuple(builder.info.metadata['factor_sizes']) if builder.info.metadata else tuple(
-        builder.ground_truth.factor_sizes)
+    return tuple(builder.ground_truth.factor_sizes)
   return tuple(int(builder.info.features[k].num_classes) for k in dataset.factor_keys)
 
 

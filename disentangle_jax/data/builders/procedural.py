@@ -73,7 +73,7 @@ def ground_truth_for(renderer_name: str, config: ProceduralConfig):
 
 
 def split_grid_indices(renderer_name: str, config: ProceduralConfig) -> dict[str, np.ndarray]:
-  """Grid indices (into the config's grid) of the records of each split, in record order."""
+  """Grid indices (into the config's grid) of the records of each split; they are the keys."""
   grid = ground_truth_for(renderer_name, config)
   indices = np.arange(grid.num_points, dtype=np.int64)
   if config.holdout is None:
