@@ -125,13 +125,6 @@ def _linear_probe_metric(train_codes, train_factors, test_codes, test_factors, *
   )
 
 
-def _irs_metric(codes, factors, **kwargs):
-  """IRS on the shared sample (dlib: 10,000 points); the array core is `metrics.irs.irs`."""
-  from disentangle_jax.metrics import irs as irs_module  # pylint: disable=g-import-not-at-top
-
-  return irs_module.irs(codes, factors, **kwargs)
-
-
 register_metric(
   'betavae',
   betavae_score.betavae_score,
@@ -160,11 +153,22 @@ register_metric(
 _CORE_REGISTRY = 'disentangle_jax.metrics._registry_core'
 _core_loaded = False
 
+#: Array cores registered by name when `_registry_core` does not list them:
+#: (metric name, module, function, inputs). IRS on the shared sample is dlib's IRS (10,000 points);
+#: `sampling.irs_sampled` is the same with a sample of its own.
+_KNOWN_CORES = (
+  ('mig', 'mig', 'mig', 'sample'),
+  ('irs', 'irs', 'irs', 'sample'),
+  ('modularity_explicitness', 'modularity', 'modularity_explicitness', 'train_test'),
+  ('unsupervised', 'unsupervised', 'unsupervised_scores', 'codes'),
+)
+
 
 def _load_core_registry():
-  """Registers the array-core metrics listed by `_registry_core.METRICS`, once, if it exists.
+  """Registers the array-core metrics, once.
 
-  That module maps names to `Metric`s, or to `(fn, inputs)` / `(fn, inputs, description)` tuples.
+  `_registry_core.METRICS`, where that module exists, maps names to `Metric`s, or to
+  `(fn, inputs)` / `(fn, inputs, description)` tuples; `_KNOWN_CORES` fills in the rest.
   """
   global _core_loaded
   if _core_loaded:
@@ -182,8 +186,13 @@ def _load_core_registry():
       METRICS.setdefault(name, entry)
     elif name not in METRICS:
       register_metric(name, *entry)
-  if 'irs' not in METRICS and importlib.util.find_spec('disentangle_jax.metrics.irs') is not None:
-    register_metric('irs', _irs_metric, 'sample', 'Interventional Robustness Score (dlib)')
+  for name, module_name, fn_name, inputs in _KNOWN_CORES:
+    module_path = f'{__name__}.{module_name}'
+    if name in METRICS or importlib.util.find_spec(module_path) is None:
+      continue
+    fn = getattr(importlib.import_module(module_path), fn_name, None)
+    if fn is not None:
+      register_metric(name, fn, inputs, (fn.__doc__ or '').strip().split('\n')[0])
 
 
 def available() -> list[str]:

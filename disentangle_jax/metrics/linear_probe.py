@@ -57,8 +57,12 @@ def _as_inputs(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def _logits(w, x, binary: bool, class_mask):
-  """`w [P, q, A, K]`, `x [N, P, q]` (a trailing 1 for the intercept) -> logits `[N, P, A, K]`."""
-  logits = jnp.einsum('npq,pqak->npak', x, w)
+  """`w [P, q, A, K]`, `x [P, N, q]` (a trailing 1 for the intercept) -> logits `[P, N, A, K]`.
+
+  The probe-input axis leads (a plain batched matmul), which XLA runs about twice as fast as with
+  the examples first.
+  """
+  logits = jnp.einsum('pnq,pqak->pnak', x, w)
   if binary:
     return logits
   return jnp.where(class_mask, logits, -jnp.inf)  # classes an attribute lacks never win
@@ -69,12 +73,14 @@ def _probe_losses(w, x, y, class_mask, l2, binary: bool):
   logits = _logits(w, x, binary, class_mask)
   if binary:
     z = logits[..., 0]
-    ce = jax.nn.softplus(z) - y[:, None, :].astype(z.dtype) * z
+    # softplus(z) - y z, with softplus written out: a third of the cost of jax.nn.softplus.
+    softplus = jnp.maximum(z, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(z)))
+    ce = softplus - y[None].astype(z.dtype) * z
   else:
     log_p = jax.nn.log_softmax(logits, axis=-1)
-    ce = -jnp.take_along_axis(log_p, y[:, None, :, None], axis=-1)[..., 0]
+    ce = -jnp.take_along_axis(log_p, y[None, :, :, None], axis=-1)[..., 0]
   penalty = jnp.sum(w[:, :-1] ** 2, axis=(1, 3))  # the intercept row is not penalised
-  return ce.mean(axis=0) + l2 * penalty
+  return ce.mean(axis=1) + l2 * penalty
 
 
 def _pdot(u, v):
@@ -90,7 +96,7 @@ def _fit(x, y, class_mask, l2, tol, *, binary: bool, max_iter: int, memory: int 
   probe, so each probe follows the path it would follow alone. Stopping test per probe:
   max |gradient| <= tol (scikit-learn's criterion for L-BFGS); a converged probe stops moving.
   """
-  num_inputs, q = x.shape[1], x.shape[2]
+  num_inputs, q = x.shape[0], x.shape[2]
   num_attributes = y.shape[1]
   k = 1 if binary else class_mask.shape[-1]
   w = jnp.zeros((num_inputs, q, num_attributes, k), x.dtype)
@@ -128,17 +134,23 @@ def _fit(x, y, class_mask, l2, tol, *, binary: bool, max_iter: int, memory: int 
     return -jax.lax.fori_loop(0, memory, second, r)
 
   def line_search(w, f, g, d, active):
-    """Backtracking (Armijo, c1 = 1e-4) per probe, halving from step 1; at most 30 halvings."""
+    """Backtracking per probe, halving from step 1, at most 20 halvings.
+
+    The sufficient-decrease test is Armijo's (c1 = 1e-4) loosened by 1e-6 |f|, Hager and Zhang's
+    approximate form: near the optimum the float32 loss cannot resolve the predicted decrease, and
+    a strict test would halve to nothing on rounding noise.
+    """
     slope = _pdot(g, d)
+    slack = 1e-6 * jnp.abs(f)
 
     def cond(carry):
       i, _, _, done = carry
-      return (i < 30) & ~jnp.all(done)
+      return (i < 20) & ~jnp.all(done)
 
     def body(carry):
       i, t, f_new, done = carry
       trial = losses_fn(w + per_probe(t) * d)
-      ok = trial <= f + 1e-4 * t * slope
+      ok = trial <= f + 1e-4 * t * slope + slack
       newly = ok & ~done
       f_new = jnp.where(newly, trial, f_new)
       t = jnp.where(done | ok, t, 0.5 * t)
@@ -146,7 +158,7 @@ def _fit(x, y, class_mask, l2, tol, *, binary: bool, max_iter: int, memory: int 
 
     start = (0, jnp.ones_like(f), f, ~active)
     _, t, _, done = jax.lax.while_loop(cond, body, start)
-    return jnp.where(done & active, t, 0.0)  # a probe whose search failed stays put
+    return jnp.where(done & active, t, 0.0), done | ~active  # a failed probe stays put
 
   f, g = value_and_grad(w)
   zeros_mem = jnp.zeros((memory,) + w.shape, w.dtype)
@@ -159,22 +171,25 @@ def _fit(x, y, class_mask, l2, tol, *, binary: bool, max_iter: int, memory: int 
     zeros_mem,
     jnp.zeros((memory, num_inputs, num_attributes), w.dtype),
     memory - 1,
+    jnp.zeros((num_inputs, num_attributes), bool),
   )
 
   def grad_max(g):
     return jnp.max(jnp.abs(g), axis=(1, 3))
 
+  # A probe stops when its gradient is small, or when its line search fails (it cannot improve in
+  # float32 any more); the loop stops when every probe has stopped.
   def cond(state):
-    it, _, _, g, *_ = state
-    return (it < max_iter) & jnp.any(grad_max(g) > tol)
+    it, _, _, g, *_, stalled = state
+    return (it < max_iter) & jnp.any((grad_max(g) > tol) & ~stalled)
 
   def body(state):
-    it, w, f, g, s_mem, y_mem, rho, newest = state
-    active = grad_max(g) > tol
+    it, w, f, g, s_mem, y_mem, rho, newest, stalled = state
+    active = (grad_max(g) > tol) & ~stalled
     d = direction(g, s_mem, y_mem, rho, newest)
     # Not a descent direction (numerical trouble): fall back to steepest descent.
     d = jnp.where(per_probe(_pdot(g, d) < 0), d, -g)
-    t = line_search(w, f, g, d, active)
+    t, found = line_search(w, f, g, d, active)
     w_new = w + per_probe(t) * d
     f_new, g_new = value_and_grad(w_new)
     s, yv = w_new - w, g_new - g
@@ -182,7 +197,7 @@ def _fit(x, y, class_mask, l2, tol, *, binary: bool, max_iter: int, memory: int 
     slot = (newest + 1) % memory
     rho = rho.at[slot].set(jnp.where(sy > 1e-10, 1.0 / jnp.where(sy > 1e-10, sy, 1.0), 0.0))
     s_mem, y_mem = s_mem.at[slot].set(s), y_mem.at[slot].set(yv)
-    return it + 1, w_new, f_new, g_new, s_mem, y_mem, rho, slot
+    return it + 1, w_new, f_new, g_new, s_mem, y_mem, rho, slot, stalled | ~found
 
   return jax.lax.while_loop(cond, body, state)[1]
 
@@ -191,7 +206,7 @@ def _fit(x, y, class_mask, l2, tol, *, binary: bool, max_iter: int, memory: int 
 def _accuracy(w, x, y, class_mask, *, binary: bool):
   logits = _logits(w, x, binary, class_mask)
   pred = (logits[..., 0] > 0).astype(jnp.int32) if binary else jnp.argmax(logits, axis=-1)
-  return (pred == y[:, None, :]).mean(axis=0)
+  return (pred == y[None]).mean(axis=1)
 
 
 def probe_accuracy(
@@ -252,7 +267,9 @@ def probe_accuracy(
   class_mask = jnp.asarray(np.arange(k)[None, :] < num_classes[:, None])  # [A, K]
   n, num_inputs = train_x.shape[:2]
   num_attributes = train_y.shape[1]
-  group = int(max(1, min(num_inputs, max_elements // max(1, n * num_attributes * k))))
+  largest = int(max(1, min(num_inputs, max_elements // max(1, n * num_attributes * k))))
+  num_groups = -(-num_inputs // largest)
+  group = -(-num_inputs // num_groups)  # equal groups: the padded last one wastes little
   l2 = 0.5 / (C * n)
 
   train_acc = np.empty((num_inputs, num_attributes))
@@ -260,7 +277,8 @@ def probe_accuracy(
   for start in range(0, num_inputs, group):
     idx = np.arange(start, start + group) % num_inputs  # the last group is padded: one shape
     keep = min(group, num_inputs - start)
-    train_inputs, test_inputs = jnp.asarray(train_x[:, idx]), jnp.asarray(test_x[:, idx])
+    train_inputs = jnp.asarray(np.swapaxes(train_x[:, idx], 0, 1))  # [P, N, q]
+    test_inputs = jnp.asarray(np.swapaxes(test_x[:, idx], 0, 1))
     w = _fit(
       train_inputs, jnp.asarray(train_y), class_mask, l2, tol, binary=binary, max_iter=max_iter
     )
