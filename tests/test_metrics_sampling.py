@@ -300,7 +300,7 @@ def test_irs_sampled_is_the_core_on_a_sample():
 # --- evaluate ---------------------------------------------------------------------------------
 
 SETTINGS = {
-  'betavae': dict(num_train=200, num_eval=100, batch_size=8),
+  'betavae': dict(num_train=200, num_eval=100, batch_size=8, encode_batch_size=16),
   'factorvae': dict(
     num_variance_estimate=300, num_train=200, num_eval=100, batch_size=8, encode_batch_size=100
   ),

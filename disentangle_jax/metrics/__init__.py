@@ -14,9 +14,10 @@ A registered metric (`Metric`) says which inputs it takes (`Metric.inputs`):
 Each returns a dict of scalars (and the arrays behind them).
 
 Shared samples follow dlib's sizes: `num_train = 10,000` points (the single sample of 'sample'
-and 'codes' metrics is the train sample) and `num_test = 5,000`, encoded `batch_size = 16` at a
-time. A metric's settings may override the sizes for itself (`num_train`, `num_test`), in which
-case it gets a prefix of the shared sample when that is larger, or a sample of its own otherwise.
+and 'codes' metrics is the train sample) and `num_test = 5,000`, encoded `batch_size = 64` at a
+time (dlib encodes 16 at a time; the batch size changes throughput, not codes). A metric's
+settings may change its own sizes (`num_train`, `num_test`, `batch_size`): each shared sample is
+drawn once, at the largest size asked of it, and every metric gets the prefix it asked for.
 
 Randomness: named streams. The train sample, the test sample and every 'ground_truth' metric draw
 from `np.random.default_rng([rng_seed, crc32(stream name)])`, so adding or removing a metric never
@@ -223,7 +224,7 @@ def evaluate(
   settings: Mapping[str, Mapping[str, Any]] | None = None,
   num_train: int = 10_000,
   num_test: int = 5_000,
-  batch_size: int = sampling.DEFAULT_BATCH_SIZE,
+  batch_size: int = 64,
 ) -> dict[str, dict[str, Any]]:
   """Runs metrics on an encoder over a ground-truth dataset.
 

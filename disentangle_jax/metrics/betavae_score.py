@@ -46,7 +46,7 @@ def betavae_features(
   rng: np.random.Generator,
   *,
   batch_size: int = 64,
-  encode_batch_size: int = sampling.DEFAULT_BATCH_SIZE,
+  encode_batch_size: int = 256,
   chunk_size: int = 8 * 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Samples `num_points` BetaVAE training points.
@@ -57,7 +57,7 @@ def betavae_features(
     num_points: number of (feature, label) points.
     rng: the generator every draw comes from.
     batch_size: pairs per point (dlib: 64).
-    encode_batch_size: images per `encode_fn` call.
+    encode_batch_size: images per `encode_fn` call (throughput only: codes do not depend on it).
     chunk_size: images rendered and encoded at once (bounds memory).
 
   Returns:
@@ -166,7 +166,7 @@ def betavae_score(
   num_train: int = 10_000,
   num_eval: int = 5_000,
   batch_size: int = 64,
-  encode_batch_size: int = sampling.DEFAULT_BATCH_SIZE,
+  encode_batch_size: int = 256,
   classifier: str = 'lbfgs',
 ) -> dict[str, float]:
   """BetaVAE score of an encoder on a ground truth (dlib `compute_beta_vae_sklearn`).
@@ -179,7 +179,7 @@ def betavae_score(
     num_train: training points (dlib: 10,000).
     num_eval: evaluation points (dlib: 5,000).
     batch_size: pairs per point (dlib: 64).
-    encode_batch_size: images per `encode_fn` call.
+    encode_batch_size: images per `encode_fn` call (throughput only: codes do not depend on it).
     classifier: see `betavae_score_from_features`.
 
   Returns:
