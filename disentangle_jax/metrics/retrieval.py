@@ -27,6 +27,8 @@ Queries are processed in blocks (in parallel threads): per block, one distance m
 class, the ranks of the query's relevant items are gathered and sorted, and
 `AP = mean_k hits_k / (rank_k + 1)`. The work after the sort is proportional to the relevant items
 only, so many attributes cost little more than one. Memory is bounded by `block_elements`.
+Cost: one N x N sort per chunk, about 1-2 s per chunk for N = 5,000 on 2 CPU cores, so this is
+an evaluator to run at checkpoints rather than every few steps.
 Squared Euclidean distances are ranked (the same order as Euclidean), computed as
 `|q|^2 + |g|^2 - 2 q.g`, which is exact for integer-valued codes and identical for duplicate items.
 """
