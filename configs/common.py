@@ -7,6 +7,8 @@ text after ':' in `--config=configs/x.py:arg`: comma-separated words or `key=val
 
 import ml_collections
 
+from disentangle_jax.data import pipeline
+
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   """Parses 'runlocal,seed=3' into {'runlocal': True, 'seed': 3} over typed defaults."""
@@ -35,14 +37,7 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = args.seed
   c.runlocal = args.runlocal
 
-  c.data = ml_collections.ConfigDict()
-  c.data.name = 'procedural_dsprites'
-  c.data.builder_config = None
-  c.data.data_dir = None
-  c.data.split = 'train'
-  c.data.image_size = None
-  c.data.crop = None
-  c.data.build_if_missing = True
+  c.data = pipeline.default_data_config()  # see disentangle_jax.data.pipeline for the keys
 
   c.batch_size = 64  # global, split over every device of every process
   c.total_steps = 300_000

@@ -58,6 +58,11 @@ def initial_state(objective, config, mesh) -> TrainState:
   return init_fn(jax.random.fold_in(rng, 0))
 
 
+def _headline(scalars: dict) -> dict:
+  """The few scalars worth reading in the progress line: the losses."""
+  return {k: v for k, v in scalars.items() if k.startswith('loss/')}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains `config.objective` on `config.data`, resuming from `workdir` if it holds a checkpoint."""
   os.makedirs(workdir, exist_ok=True)
@@ -88,44 +93,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       out_shardings=(replicated, replicated),
       donate_argnums=0,
   )
-  writer = MetricWriter(workdir)
+  writer = MetricWriter(workdir, resume_step=restored_step)
   progress = Progress(config.total_steps, config.batch_size, first_step=start_step)
   picture_maker = pictures.PictureMaker(objective, config, writer)
   evaluator = evaluation.Evaluator(objective, config, writer)
   last_checkpoint = restored_step
   total = config.total_steps
 
+  def fetch(metrics) -> dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
   for step in range(start_step + 1, total + 1):
     batch = sharding.global_batch(next(train_iter), mesh)
     state, metrics = train_step(state, batch, step_rng)
-    if config.get('block_every_step', False):
+    if config.block_every_step:
       jax.block_until_ready(metrics)
-    progress.tick(step)
 
-    if itstime(step, config.log_every, total, first=True):
-      scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      check_finite(scalars, step, last_checkpoint)
-      scalars.update({f'perf/{k}': v for k, v in progress.summary().items()})
-      writer.write_scalars(step, scalars)
-      if jax.process_index() == 0:
-        logging.info(progress.line(step, scalars))
+    # The host waits for the device only here (and to checkpoint or evaluate); progress is
+    # ticked after waiting, so it measures finished steps, not dispatched ones.
+    log_now = itstime(step, config.log_every, total, first=True)
+    if log_now or progress.warming_up:
+      scalars = fetch(metrics)
+      progress.tick(step)
+      if log_now:
+        check_finite(scalars, step, last_checkpoint, checkpoint_dir=checkpointer.directory)
+        scalars.update({f'perf/{k}': v for k, v in progress.summary().items()})
+        writer.write_scalars(step, scalars)
+        if jax.process_index() == 0:
+          logging.info(progress.line(step, _headline(scalars)))
 
     if itstime(step, config.checkpoint_every, total):
-      progress.pause()
-      check_finite({k: float(v) for k, v in jax.device_get(metrics).items()}, step, last_checkpoint)
-      checkpointer.save(step, state, train_iter, force=step == total)
-      last_checkpoint = step
-      progress.resume()
+      with progress.paused():
+        check_finite(fetch(metrics), step, last_checkpoint, checkpoint_dir=checkpointer.directory)
+        checkpointer.save(step, state, train_iter, force=step == total)
+        last_checkpoint = step
 
     if itstime(step, config.image_every, total):
-      progress.pause()
-      picture_maker(step, state)
-      progress.resume()
+      with progress.paused():
+        picture_maker(step, state)
 
     if itstime(step, config.eval_every, total):
-      progress.pause()
-      evaluator(step, state)
-      progress.resume()
+      with progress.paused():
+        evaluator(step, state)
 
   checkpointer.wait_until_finished()
   checkpointer.close()
