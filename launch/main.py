@@ -45,7 +45,17 @@ _PROCESS_ID = flags.DEFINE_integer(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+class _QuietLibraries(logging.Filter):
+  """Drops the INFO chatter of orbax and TFDS (every save logs dozens of lines)."""
+
+  def filter(self, record):
+    noisy = '/orbax/' in record.pathname or '/tensorflow_datasets/' in record.pathname
+    return record.levelno >= logging.WARNING or not noisy
+
+
 def main(argv):
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   import jax  # noqa: PLC0415 - JAX must not start before jax.distributed.initialize().

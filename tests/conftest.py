@@ -1,7 +1,10 @@
 """Shared test set-up: CPU only, absl flags parsed (grain reads them), a temporary TFDS dir."""
 
 import os
+import sys
 
+# configs/ is a folder of files, not an installed package: make `from configs import common` work.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 

@@ -48,6 +48,14 @@ def final_params(workdir: str) -> dict[str, np.ndarray]:
 
   ckpt_dir = os.path.join(workdir, 'checkpoints')
   step = max(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
-  tree = ocp.StandardCheckpointer().restore(os.path.join(ckpt_dir, str(step), 'state'))
+  path = os.path.join(ckpt_dir, str(step), 'state')
+  checkpointer = ocp.StandardCheckpointer()
+  # Restore onto this process's first device, whatever topology the run had.
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+      checkpointer.metadata(path).item_metadata.tree,
+  )
+  tree = checkpointer.restore(path, target)
   flat = jax.tree_util.tree_flatten_with_path(tree['params'])[0]
   return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in flat}
