@@ -1,0 +1,88 @@
+"""The deterministic autoencoder: encoder → z (latent_dim) → decoder, reconstruction only.
+
+Config (`config.objective`):
+  name:        'ae'
+  latent_dim:  size of the code z
+  likelihood:  'bernoulli' (logits, the default) | 'gaussian' | 'mse' (on sigmoid of the logits)
+Networks: `config.model.encoder` (latent_dim outputs), `config.model.decoder`.
+Optimizer: `config.optimizer`. Group: 'ae'. The representation is z itself; there is no prior.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from disentangle_jax import losses as loss_lib
+from disentangle_jax.losses.reconstruction import LIKELIHOODS
+from disentangle_jax.objectives import register
+from disentangle_jax.objectives._common import REQUIRED, build_decoder, build_encoder, config_value
+from disentangle_jax.objectives.base import Objective, rng_stream
+from disentangle_jax.training.optimizers import make_optimizer
+
+
+@register('ae')
+class Autoencoder(Objective):
+  """A deterministic autoencoder (the baseline of the mixing and PCA-like autoencoders)."""
+
+  groups = ('ae',)
+  name = 'ae'
+
+  def __init__(self, config, image_shape):
+    super().__init__(config, image_shape)
+    owner = f'objective {self.name!r}'
+    self._latent_dim = int(self.hparam('latent_dim'))
+    self.likelihood = self.hparam('likelihood', 'bernoulli')
+    if self.likelihood not in LIKELIHOODS:
+      raise ValueError(
+          f'config.objective.likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}'
+      )
+    self.encoder = build_encoder(config, self._latent_dim, owner)
+    self.decoder = build_decoder(config, self.image_shape, owner)
+
+  def hparam(self, key: str, default=REQUIRED):
+    return config_value(self.config, f'objective.{key}', default, owner=f'objective {self.name!r}')
+
+  @property
+  def latent_dim(self) -> int:
+    return self._latent_dim
+
+  def init(self, rng, batch):
+    images = batch['image']
+    k_enc, k_dec = jax.random.split(rng)
+    enc_params, enc_state = self.encoder.init(k_enc, images)
+    codes = jnp.zeros((images.shape[0], self._latent_dim), images.dtype)
+    dec_params, dec_state = self.decoder.init(k_dec, codes)
+    return (
+        {'ae': {'encoder': enc_params, 'decoder': dec_params}},
+        {'encoder': enc_state, 'decoder': dec_state},
+    )
+
+  def optimizers(self):
+    return {'ae': make_optimizer(self.config.optimizer)}
+
+  def losses(self, params, model_state, batch, rng, step):
+    del step
+    images = batch['image']
+    p = params['ae']
+    z, enc_state = self.encoder.apply(
+        p['encoder'], model_state['encoder'], images, train=True,
+        rng=rng_stream(rng, 'dropout_encoder'),
+    )
+    logits, dec_state = self.decoder.apply(
+        p['decoder'], model_state['decoder'], z, train=True,
+        rng=rng_stream(rng, 'dropout_decoder'),
+    )
+    loss, terms = loss_lib.autoencoder_loss(images, logits, likelihood=self.likelihood)
+    metrics = {**terms, 'code_std': jnp.mean(jnp.std(z, axis=0))}
+    return {'ae': loss}, ({'encoder': enc_state, 'decoder': dec_state}, metrics)
+
+  def encode(self, params, model_state, images):
+    z, _ = self.encoder.apply(params['ae']['encoder'], model_state['encoder'], images, train=False)
+    return z
+
+  def decode(self, params, model_state, codes):
+    logits, _ = self.decoder.apply(
+        params['ae']['decoder'], model_state['decoder'], codes, train=False
+    )
+    return jax.nn.sigmoid(logits)
