@@ -9,6 +9,7 @@ Each run gets `<workdir>/metrics_<step>.json` and heatmaps of its metric matrice
 `comparison.md` (one row per run). Runs are rebuilt from their workdir alone (config.json).
 """
 
+import json
 import logging
 import os
 import sys
@@ -26,6 +27,15 @@ _METRICS = flags.DEFINE_list('metrics', list(reports.DEFAULT_METRICS), 'Metric n
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of every sampling stream.')
 _NUM_TRAIN = flags.DEFINE_integer('num_train', 10_000, 'Shared train sample (dlib: 10,000).')
 _NUM_TEST = flags.DEFINE_integer('num_test', 5_000, 'Shared test sample (dlib: 5,000).')
+_NUM_VOTES = flags.DEFINE_integer(
+    'num_votes', 10_000,
+    'Training points of the sampled scores (BetaVAE, FactorVAE); evaluation uses half. dlib: '
+    '10,000 (each point encodes 64-128 images, so this dominates the time on a CPU).',
+)
+_SETTINGS = flags.DEFINE_string(
+    'settings', None, 'JSON {metric: {keyword: value}} passed to the metrics, e.g. '
+    '\'{"dci": {"importance": "lasso"}}\'.',
+)
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where comparison tables go.')
 flags.mark_flags_as_required(['workdir'])
 
@@ -36,10 +46,15 @@ def main(argv):
   unknown = sorted(set(_METRICS.value) - set(metrics_lib.available()))
   if unknown:
     raise app.UsageError(f'unknown metrics {unknown}; known: {metrics_lib.available()}')
+  settings = json.loads(_SETTINGS.value) if _SETTINGS.value else {}
+  for name in _METRICS.value:
+    if metrics_lib.get_metric(name).inputs == 'ground_truth':
+      settings.setdefault(name, {}).setdefault('num_train', _NUM_VOTES.value)
+      settings[name].setdefault('num_eval', max(1, _NUM_VOTES.value // 2))
   rows = {}
   for workdir in _WORKDIRS.value:
     step, results = reports.evaluate_workdir(
-        workdir, _METRICS.value, step=_STEP.value, seed=_SEED.value,
+        workdir, _METRICS.value, step=_STEP.value, seed=_SEED.value, settings=settings,
         num_train=_NUM_TRAIN.value, num_test=_NUM_TEST.value,
     )
     path = reports.write_metrics_json(workdir, step, results)

@@ -104,3 +104,32 @@ def test_missing_real_dataset_is_an_error_that_says_how_to_get_it(tmp_path):
   )
   assert result.returncode != 0
   assert 'dsprites' in result.stderr and 'tfds build' in result.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_writes_metrics_tables_and_heatmaps(tmp_path, tfds_data_dir):
+  runs = [str(tmp_path / name) for name in ('a', 'b')]
+  for seed, workdir in enumerate(runs):
+    train_util.run_main(
+        f'{CONFIG},seed={seed}', workdir, train_util.tiny_flags(tfds_data_dir, steps=2)
+    )
+  out = str(tmp_path / 'comparison')
+  result = train_util.run_script(
+      'launch/evaluate.py', [f'--workdir={w}' for w in runs] + [
+          '--metrics=mig,unsupervised,factorvae', '--num_train=300', '--num_test=100',
+          '--num_votes=20', f'--output_dir={out}',
+      ],
+  )
+  for workdir in runs:
+    with open(os.path.join(workdir, 'metrics_2.json')) as f:
+      payload = json.load(f)
+    assert payload['step'] == 2
+    assert 0.0 <= payload['results']['mig']['discrete_mig'] <= 1.0
+    heatmaps = os.listdir(os.path.join(workdir, 'eval_2'))
+    assert 'mig_mutual_info.png' in heatmaps
+  with open(os.path.join(out, 'comparison.csv')) as f:
+    lines = f.read().splitlines()
+  assert lines[0].startswith('run,') and 'mig/discrete_mig' in lines[0]
+  assert [line.split(',')[0] for line in lines[1:]] == ['a', 'b']
+  assert os.path.isfile(os.path.join(out, 'comparison.md'))
+  assert 'mig/discrete_mig' in result.stdout

@@ -41,6 +41,16 @@ def run_main(config: str, workdir: str, flags=(), *, env=None, timeout=600, chec
   return result
 
 
+def run_script(script: str, args=(), *, timeout=600):
+  """Runs another launch/ script the same way; raises with its output if it fails."""
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '3'}
+  cmd = [sys.executable, os.path.join(ROOT, script), *args]
+  result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+  if result.returncode != 0:
+    raise AssertionError(f'{" ".join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}')
+  return result
+
+
 def final_params(workdir: str) -> dict[str, np.ndarray]:
   """The parameters of the newest checkpoint, flattened to {path: array}."""
   import jax

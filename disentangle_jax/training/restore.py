@@ -52,6 +52,6 @@ def load_trained_model(workdir: str, step: int | None = None) -> TrainedModel:
   objective = train_lib.build_objective(config, info)
   batch = train_lib.init_batch(info, 2)
   abstract = jax.eval_shape(lambda r: create_train_state(objective, r, batch), jax.random.key(0))
-  path = os.path.join(workdir, 'checkpoints', str(step), STATE)
+  path = os.path.abspath(os.path.join(workdir, 'checkpoints', str(step), STATE))
   state = ocp.StandardCheckpointer().restore(path, abstract)
   return TrainedModel(config, objective, state.params, state.model_state, step)
