@@ -1,0 +1,74 @@
+"""Loads google-research/disentanglement_lib's metric modules without TensorFlow (tests, bench).
+
+disentanglement_lib (`pip install disentanglement-lib==1.5 --no-deps`) decorates its metrics with
+`gin.tf.configurable(..., blacklist=...)`; `gin.tf` imports TensorFlow and current gin-config no
+longer accepts `blacklist`. A stand-in `gin`/`gin.tf` whose `configurable` is the identity is all
+the metric modules need. The stand-in is installed only when no real `gin` is already imported, so
+it never hides a working gin-config from the rest of the process.
+"""
+
+import importlib
+import sys
+import types
+
+_MODULES = {
+  'dci': 'disentanglement_lib.evaluation.metrics.dci',
+  'mig': 'disentanglement_lib.evaluation.metrics.mig',
+  'sap': 'disentanglement_lib.evaluation.metrics.sap_score',
+  'modularity': 'disentanglement_lib.evaluation.metrics.modularity_explicitness',
+  'irs': 'disentanglement_lib.evaluation.metrics.irs',
+  'unsupervised': 'disentanglement_lib.evaluation.metrics.unsupervised_metrics',
+  'downstream': 'disentanglement_lib.evaluation.metrics.downstream_task',
+  'fairness': 'disentanglement_lib.evaluation.metrics.fairness',
+  'utils': 'disentanglement_lib.evaluation.metrics.utils',
+}
+
+
+def _install_gin_stub():
+  if 'gin.tf' in sys.modules:
+    return
+
+  def configurable(*args, **kwargs):
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+      return args[0]
+    return lambda fn: fn
+
+  gin = sys.modules.get('gin') or types.ModuleType('gin')
+  if not hasattr(gin, 'configurable'):
+    gin.configurable = configurable
+    gin.REQUIRED = object()
+  tf = types.ModuleType('gin.tf')
+  tf.configurable = configurable
+  tf.REQUIRED = getattr(gin, 'REQUIRED', object())
+  gin.tf = tf
+  sys.modules.setdefault('gin', gin)
+  sys.modules['gin.tf'] = tf
+
+
+def load(name: str) -> types.ModuleType:
+  """Returns the disentanglement_lib metric module `name` (a key of `_MODULES`).
+
+  Raises:
+    ImportError: disentanglement_lib is not installed.
+  """
+  importlib.util.find_spec('disentanglement_lib') or _raise()
+  _install_gin_stub()
+  return importlib.import_module(_MODULES[name])
+
+
+def _raise():
+  raise ImportError('disentanglement_lib is not installed: pip install disentanglement-lib==1.5 --no-deps')
+
+
+def histogram_discretize(target, num_bins=20):
+  """dlib's `_histogram_discretize` with its gin argument bound (target: [D, N])."""
+  return load('utils')._histogram_discretize(target, num_bins=num_bins)
+
+
+def bind_discretizer(num_bins=20):
+  """Makes dlib's gin-bound `make_discretizer(target)` use the 20-bin histogram, as its study gin."""
+  utils = load('utils')
+  utils.make_discretizer = lambda target, num_bins=num_bins: utils._histogram_discretize(
+    target, num_bins
+  )
+  return utils

@@ -1,0 +1,57 @@
+"""Downstream accuracy (LogisticRegressionCV and boosted trees) at several label budgets."""
+
+import numpy as np
+import pytest
+from sklearn import linear_model, model_selection
+
+import _metrics_data as data
+from disentangle_jax.metrics import downstream
+
+SIZES = (3, 4, 5)
+
+
+def test_kfold_masks_match_sklearn():
+  for n in (10, 23, 100):
+    masks = downstream.kfold_masks(n)
+    for mask, (_, test) in zip(masks, model_selection.KFold(5).split(np.zeros(n))):
+      np.testing.assert_array_equal(np.nonzero(mask)[0], test)
+
+
+@pytest.mark.parametrize('predictor', ['logistic', 'boosted'])
+def test_identity_high_random_chance_and_noise(predictor):
+  by_noise = []
+  for s in (0.02, 0.3, 1.0):
+    xtr, ftr, xte, fte = data.train_test(600, 400, SIZES, noise=s)
+    out = downstream.downstream_task(xtr, ftr, xte, fte, predictor=predictor, num_train=(600,))
+    by_noise.append(out['600:mean_test_accuracy'])
+  assert by_noise[0] > 0.95
+  assert data.strictly_decreasing(by_noise), by_noise
+  rng = np.random.default_rng(0)
+  out = downstream.downstream_task(rng.standard_normal((600, 3)), ftr, rng.standard_normal((400, 3)),
+                                   fte, predictor=predictor, num_train=(600,))
+  chance = np.mean([np.max(np.bincount(fte[:, k])) / len(fte) for k in range(3)])
+  assert out['600:mean_test_accuracy'] < chance + 0.08
+
+
+def test_keys_sizes_and_degenerate_inputs():
+  xtr, ftr, xte, fte = data.train_test(200, 100, SIZES, noise=0.1)
+  ftr[:, 0] = 1  # constant factor: predicted as that value
+  out = downstream.downstream_task(xtr, ftr, xte, fte, num_train=(10, 200))
+  for key in ('10:mean_train_accuracy', '200:min_test_accuracy', '200:test_accuracy_factor_2'):
+    assert np.isfinite(out[key])
+  assert out['200:train_accuracy_factor_0'] == 1.0
+  with pytest.raises(ValueError):
+    downstream.downstream_task(xtr, ftr, xte, fte, num_train=(1000,))
+  with pytest.raises(ValueError):
+    downstream.downstream_task(xtr, ftr, xte, fte, predictor='svm')
+
+
+def test_logistic_matches_dlib():
+  ref = data.dlib('downstream')
+  xtr, ftr, xte, fte = data.train_test(500, 500, SIZES, noise=0.2)
+  ours = downstream.downstream_task(xtr, ftr, xte, fte, num_train=(500,))
+  tr, te = ref._compute_loss(
+    xtr, ftr.T, xte, fte.T,
+    lambda: linear_model.LogisticRegressionCV(Cs=10, cv=model_selection.KFold(n_splits=5)))
+  assert abs(ours['500:mean_train_accuracy'] - np.mean(tr)) < 0.02
+  assert abs(ours['500:mean_test_accuracy'] - np.mean(te)) < 0.02
