@@ -34,6 +34,8 @@ def get_config(arg=None):
   c.model.encoder = 'conv_k2'
   c.model.decoder = 'conv'
 
+  c.evaluators = common.standard_evaluators(c.runlocal)
+
   if c.runlocal:
     c.optimizer.learning_rate = 1e-3
   return c

@@ -30,6 +30,22 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   return parsed
 
 
+def standard_evaluators(runlocal: bool) -> ml_collections.ConfigDict:
+  """dlib's metric set at its sample sizes; under runlocal, the cheap ones on small samples."""
+  if runlocal:
+    small = {'num_train': 2_000, 'num_test': 1_000}
+    return ml_collections.ConfigDict({
+        'mig': small, 'unsupervised': small, 'dci_lasso': small,
+        'factorvae': {'num_variance_estimate': 2_000, 'num_train': 200, 'num_eval': 100},
+    })
+  return ml_collections.ConfigDict({
+      name: {} for name in (
+          'betavae', 'factorvae', 'mig', 'sap', 'dci', 'modularity_explicitness', 'irs',
+          'unsupervised',
+      )
+  })
+
+
 def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The keys every run has. `runlocal` shrinks steps, intervals and data for a CPU run."""
   args = parse_arg(arg, runlocal=False, seed=0)

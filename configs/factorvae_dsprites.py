@@ -32,6 +32,8 @@ def get_config(arg=None):
   c.model.decoder = 'conv'
   c.model.discriminator = 'mlp_discriminator'
 
+  c.evaluators = common.standard_evaluators(c.runlocal)
+
   if c.runlocal:
     c.optimizer.learning_rate = 1e-3
     c.objective.discriminator_optimizer.learning_rate = 1e-3

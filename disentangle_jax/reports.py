@@ -58,12 +58,8 @@ def _jsonable(value):
 
 
 def scalars_of(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
-  """`{'metric/key': value}` for every scalar result."""
-  return {
-      f'{name}/{key}': float(np.asarray(value))
-      for name, result in results.items() for key, value in result.items()
-      if np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.number)
-  }
+  """`{'metric/key': value}` for every numeric scalar result."""
+  return metrics_lib.scalar_results(results)
 
 
 def matrices_of(results: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:

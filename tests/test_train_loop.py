@@ -76,10 +76,13 @@ def test_nan_loss_stops_the_run_naming_step_and_checkpoint(tmp_path, tfds_data_d
 @pytest.mark.slow
 def test_runlocal_writes_logs_checkpoints_and_pictures(tmp_path, tfds_data_dir):
   workdir = str(tmp_path / 'run')
-  train_util.run_main(CONFIG, workdir, train_util.tiny_flags(tfds_data_dir, steps=8))
+  train_util.run_main(CONFIG, workdir, train_util.tiny_flags(tfds_data_dir, steps=8, evaluate=True))
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     records = [json.loads(line) for line in f]
-  assert [r['step'] for r in records if 'loss/model' in r or 'loss/vae' in r]
+  assert [r['step'] for r in records if 'loss/vae' in r]
+  evals = [r for r in records if 'eval/mig/discrete_mig' in r]
+  assert evals and evals[-1]['step'] == 8 and 0.0 <= evals[-1]['eval/mig/discrete_mig'] <= 1.0
+  assert 'eval/factorvae/eval_accuracy' in evals[-1]
   assert os.path.isfile(os.path.join(workdir, 'config.json'))
   assert os.listdir(os.path.join(workdir, 'tensorboard'))
   pictures = os.listdir(os.path.join(workdir, 'images'))

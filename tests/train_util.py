@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(ROOT, 'launch', 'main.py')
 
 
-def tiny_flags(data_dir: str, *, steps: int = 8, batch_size: int = 8) -> list[str]:
+def tiny_flags(data_dir: str, *, steps: int = 8, batch_size: int = 8, evaluate: bool = False) -> list[str]:
   """Shrinks configs/betavae_dsprites.py:runlocal to a run of seconds."""
   return [
       f'--config.data.data_dir={data_dir}',
@@ -20,7 +20,7 @@ def tiny_flags(data_dir: str, *, steps: int = 8, batch_size: int = 8) -> list[st
       '--config.log_every=2',
       f'--config.checkpoint_every={max(1, steps // 4)}',
       f'--config.image_every={steps}',
-      f'--config.eval_every={steps}',
+      f'--config.eval_every={steps if evaluate else 0}',
       '--config.model.encoder=fc',
       '--config.model.decoder=fc',
   ]

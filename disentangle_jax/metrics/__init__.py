@@ -182,6 +182,13 @@ def _load_core_registry():
       raise
     core = None
   entries = dict(getattr(core, 'METRICS', {})) if core is not None else {}
+  # `CORE_METRICS` names its input kinds differently; metrics of several models (UDR) or of
+  # interventions (fairness) are called directly, not through `evaluate`.
+  kinds = {'codes_factors': 'sample', 'train_test': 'train_test', 'codes': 'codes'}
+  for name, (fn, kind) in getattr(core, 'CORE_METRICS', {}).items():
+    if kind in kinds and name not in entries:
+      doc = (getattr(fn, '__doc__', None) or getattr(getattr(fn, 'func', None), '__doc__', '') or '')
+      entries[name] = (fn, kinds[kind], doc.strip().split('\n')[0])
   for name, entry in entries.items():
     if isinstance(entry, Metric):
       METRICS.setdefault(name, entry)
@@ -213,6 +220,17 @@ def get_metric(name: str) -> Metric:
 def stream(rng_seed: int, name: str) -> np.random.Generator:
   """The named random stream `name` of seed `rng_seed`."""
   return np.random.default_rng([int(rng_seed), zlib.crc32(name.encode())])
+
+
+def scalar_results(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+  """`{'metric/key': float}` for every numeric scalar of `evaluate`'s results (no arrays, no tags)."""
+  out = {}
+  for name, result in results.items():
+    for key, value in result.items():
+      array = np.asarray(value)
+      if array.ndim == 0 and (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        out[f'{name}/{key}'] = float(array)
+  return out
 
 
 def evaluate(
@@ -301,6 +319,7 @@ __all__ = [
   'betavae_score',
   'betavae_score_from_features',
   'evaluate',
+  'scalar_results',
   'expected_random_ap',
   'expected_random_map',
   'factorvae_accuracy_from_votes',

@@ -48,10 +48,6 @@ class Evaluator:
         self.metric_names, ground_truth=self.ground_truth(), encode_fn=encode_fn,
         rng_seed=self.config.seed, settings=settings,
     )
-    scalars = {
-        f'eval/{name}/{key}': float(value)
-        for name, result in results.items() for key, value in result.items()
-        if np.ndim(value) == 0
-    }
+    scalars = {f'eval/{k}': v for k, v in metrics_lib.scalar_results(results).items()}
     self.writer.write_scalars(step, scalars)
     return results
