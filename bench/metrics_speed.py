@@ -205,9 +205,12 @@ def main():
   args = parser.parse_args()
   warnings.filterwarnings('ignore')
   xtr, ftr, xte, fte, encode = make_data(args.noise)
+  # UDR: 5 models whose codes are permutations of one code (1,000 points, dlib's setting).
   rng = np.random.default_rng(1)
-  udr_codes = [xtr[:1000][:, rng.permutation(10)] for _ in range(5)]
-  udr_kl = [np.r_[np.ones(5), np.full(5, 1e-3)][np.argsort(rng.permutation(10))] for _ in udr_codes]
+  perms = [rng.permutation(10) for _ in range(5)]
+  kl = np.r_[np.ones(5), np.full(5, 1e-3)]
+  udr_codes = [xtr[:1000][:, p] for p in perms]
+  udr_kl = [kl[p] for p in perms]
   d = dict(xtr=xtr, ftr=ftr, xte=xte, fte=fte, encode=encode, udr_codes=udr_codes, udr_kl=udr_kl)
   print(f'cpus={os.cpu_count()} load={os.getloadavg()} noise={args.noise} '
         f'N=10000/5000 D=10 K=5 sizes={SIZES}', flush=True)
