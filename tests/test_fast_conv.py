@@ -86,13 +86,14 @@ def _assert_exact_on_all_geometries(kind, formulation, padding):
         f'kernel grad) {np.asarray(err)}')
 
 
-@pytest.mark.parametrize('formulation', fast_conv.formulations('conv'))
+# 'lax' is the reference itself; the default plans' tests below run it through the custom VJP.
+@pytest.mark.parametrize('formulation', fast_conv.formulations('conv')[1:])
 @pytest.mark.parametrize('padding', PADDINGS, ids=str)
 def test_strided_conv_formulations_are_exact(formulation, padding):
   _assert_exact_on_all_geometries('conv', formulation, padding)
 
 
-@pytest.mark.parametrize('formulation', fast_conv.formulations('conv_transpose'))
+@pytest.mark.parametrize('formulation', fast_conv.formulations('conv_transpose')[1:])
 @pytest.mark.parametrize('padding', PADDINGS, ids=str)
 def test_transposed_conv_formulations_are_exact(formulation, padding):
   _assert_exact_on_all_geometries('conv_transpose', formulation, padding)
@@ -197,22 +198,20 @@ def _assert_networks_agree(make, inputs, train=False):
     out = out[0] if mutable else out
     return jnp.sum(jnp.sin(out)), out
 
-  (l_fast, out_fast), g_fast = jax.jit(jax.value_and_grad(loss, has_aux=True),
-                                       static_argnums=1)(variables['params'], fast)
-  (l_xla, out_xla), g_xla = jax.jit(jax.value_and_grad(loss, has_aux=True),
-                                    static_argnums=1)(variables['params'], xla)
+  grad_fn = jax.jit(jax.grad(loss, has_aux=True), static_argnums=1)
+  # numpy from here on: eager jnp ops would compile a program for every parameter's shape
+  g_fast, out_fast = jax.device_get(grad_fn(variables['params'], fast))
+  g_xla, out_xla = jax.device_get(grad_fn(variables['params'], xla))
   np.testing.assert_allclose(out_fast, out_xla, rtol=1e-4, atol=1e-4)
-
   # Tolerances relative to the largest gradient: a bias followed by instance norm has a zero
-  # gradient in exact arithmetic, so both impls give float noise there.
-  # A leaky ReLU or a max that flips on float noise moves a few entries by a few percent.
-  scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(g_xla))
+  # gradient in exact arithmetic (both impls give float noise there), and a leaky ReLU or a max
+  # that flips on float noise moves a few entries by a few percent.
+  scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(g_xla))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-2, atol=2e-3 * scale),
                g_fast, g_xla)
 
 
-@pytest.mark.parametrize('name,size,channels', [('conv', 64, 1), ('conv_k2', 64, 1),
-                                                ('conv', 28, 3)])
+@pytest.mark.parametrize('name,size,channels', [('conv', 64, 1), ('conv_k2', 28, 3)])
 def test_conv_networks_fast_equals_xla(name, size, channels):
   x = normal(1, (2, size, size, channels))
   _assert_networks_agree(

@@ -105,7 +105,7 @@ class DCGANDecoder(nn.Module):
     steps = len(ladder) - 1
     for step in range(steps):
       last = step == steps - 1
-      from_top = steps - 1 - step  # 0 for the map just before the output
+      from_top = steps - 2 - step  # 0 for the map just before the output
       features = channels if last else min(self.bottom_features * 2**from_top,
                                            self.top_features)
       kernel = 3 if step == 0 else 4

@@ -14,7 +14,9 @@ exact re-formulations without any dilation:
   followed by a sum of shifted slices (good when C_out is tiny, as in a decoder's last layer).
 
 The stride-1 VALID conv at the core of 's2d' and 'phase' runs as XLA's convolution (`*_conv`) or as
-im2col + one matmul (`*_gemm`, `*_gemm_t`: the kernel gradient as colsᵀ·dz or (dzᵀ·cols)ᵀ).
+im2col + one matmul (`*_gemm`, `*_gemm_t`, `*_gemm_tt`: the kernel gradient as colsᵀ·dz, as
+(dzᵀ·cols)ᵀ, or with explicit transposes that XLA folds into a dot contracting both operands'
+major dimension; which of them XLA:CPU runs fastest depends on the shapes).
 
 All formulations compute the same function, so they also have the same gradients. `conv2d` and
 `conv_transpose2d` with impl='fast' wrap them in a `jax.custom_vjp` that computes the forward pass,
