@@ -29,8 +29,12 @@ DEFAULT_METRICS = (
 def evaluate_workdir(
     workdir: str, metric_names: Sequence[str], *, step: int | None = None, seed: int = 0,
     settings: Mapping[str, Mapping[str, Any]] | None = None, **sizes,
-) -> tuple[int, dict[str, dict[str, Any]]]:
-  """Scores the checkpoint at `step` (default: newest) of `workdir`; returns `(step, results)`."""
+) -> tuple[int, dict[str, dict[str, Any]], tuple[str, ...]]:
+  """Scores the checkpoint at `step` (default: newest) of `workdir`.
+
+  Returns:
+    `(step, results, factor_names)`; the factor names label the heatmaps.
+  """
   model = load_trained_model(workdir, step)
   ground_truth = datasets.get_ground_truth(model.config.data)
   if ground_truth is None:
@@ -46,7 +50,7 @@ def evaluate_workdir(
       list(metric_names), ground_truth=ground_truth, encode_fn=encode_fn, rng_seed=seed,
       settings=settings, **sizes,
   )
-  return model.step, results
+  return model.step, results, tuple(ground_truth.factor_names)
 
 
 def _jsonable(value):
@@ -124,11 +128,3 @@ def comparison_tables(rows: Mapping[str, Mapping[str, float]]) -> tuple[str, str
          for run, row in rows.items()]
   return buffer.getvalue(), '\n'.join(md) + '\n'
 
-
-def factor_names_of(workdir: str) -> tuple[str, ...]:
-  """The ground-truth factor names of a run's dataset (for heatmap labels)."""
-  from disentangle_jax.data import pipeline  # noqa: PLC0415
-  from disentangle_jax.training.restore import load_config  # noqa: PLC0415
-
-  info = pipeline.dataset_info(load_config(workdir).data)
-  return tuple(info.factor_names or ())

@@ -53,16 +53,15 @@ def main(argv):
       settings[name].setdefault('num_eval', max(1, _NUM_VOTES.value // 2))
   rows = {}
   for workdir in _WORKDIRS.value:
-    step, results = reports.evaluate_workdir(
+    step, results, factor_names = reports.evaluate_workdir(
         workdir, _METRICS.value, step=_STEP.value, seed=_SEED.value, settings=settings,
         num_train=_NUM_TRAIN.value, num_test=_NUM_TEST.value,
     )
     path = reports.write_metrics_json(workdir, step, results)
-    factor_names = reports.factor_names_of(workdir)
     reports.write_heatmaps(os.path.join(workdir, f'eval_{step}'), '', results, factor_names)
-    rows[os.path.basename(os.path.normpath(workdir))] = reports.scalars_of(results)
+    scalars = rows[os.path.basename(os.path.normpath(workdir))] = reports.scalars_of(results)
     logging.info('%s step %d -> %s', workdir, step, path)
-    for key, value in sorted(rows[os.path.basename(os.path.normpath(workdir))].items()):
+    for key, value in sorted(scalars.items()):
       print(f'{workdir}\t{key}\t{value:.4f}')
   if len(_WORKDIRS.value) > 1:
     output_dir = _OUTPUT_DIR.value or os.path.dirname(os.path.normpath(_WORKDIRS.value[0]))

@@ -47,9 +47,8 @@ def build_objective(config, info):
   return objective_cls(config, info.image_shape)
 
 
-def initial_state(objective, config, mesh) -> TrainState:
+def initial_state(objective, config, info, mesh) -> TrainState:
   """Initialises the state on the mesh, replicated, without materialising it on the host first."""
-  info = pipeline.dataset_info(config.data)
   batch = init_batch(info, max(2, config.batch_size // jax.process_count()))
   rng = jax.random.key(config.seed)
   init_fn = jax.jit(
@@ -75,7 +74,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   train_iter = pipeline.make_train_iterator(
       config.data, global_batch_size=config.batch_size, seed=config.seed
   )
-  state = initial_state(objective, config, mesh)
+  state = initial_state(objective, config, info, mesh)
   checkpointer = Checkpointer(
       os.path.join(workdir, 'checkpoints'), max_to_keep=config.keep_checkpoints
   )
