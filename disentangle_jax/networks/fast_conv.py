@@ -14,9 +14,10 @@ exact re-formulations without any dilation:
   followed by a sum of shifted slices (good when C_out is tiny, as in a decoder's last layer).
 
 The stride-1 VALID conv at the core of 's2d' and 'phase' runs as XLA's convolution (`*_conv`) or as
-im2col + one matmul (`*_gemm`, `*_gemm_t`, `*_gemm_tt`: the kernel gradient as colsᵀ·dz, as
-(dzᵀ·cols)ᵀ, or with explicit transposes that XLA folds into a dot contracting both operands'
-major dimension; which of them XLA:CPU runs fastest depends on the shapes).
+im2col + one matmul (`*_gemm`, `*_gemm_t`, `*_gemm_tt`, `*_gemm_cm`: the kernel gradient as
+colsᵀ·dz, as (dzᵀ·cols)ᵀ, with explicit transposes that XLA folds into a dot contracting both
+operands' major dimension, or as channel-major x times shifted copies of dz; which of them XLA:CPU
+runs fastest depends on the shapes).
 
 All formulations compute the same function, so they also have the same gradients. `conv2d` and
 `conv_transpose2d` with impl='fast' wrap them in a `jax.custom_vjp` that computes the forward pass,
@@ -97,7 +98,7 @@ def _zero_pad(x, pads_hw):
 # each gradient with an explicit formula, so that its matmul has the operand order XLA:CPU runs
 # fastest rather than whichever autodiff happens to produce.
 
-_CORES = ('conv', 'gemm', 'gemm_t', 'gemm_tt')
+_CORES = ('conv', 'gemm', 'gemm_t', 'gemm_tt', 'gemm_cm')
 
 
 def _im2col(x, kh, kw, oh, ow):
@@ -109,6 +110,7 @@ def _core_forward(x, w, core):
   kh, kw, ci, co = w.shape
   if core == 'conv':
     return lax.conv_general_dilated(x, w, (1, 1), 'VALID', dimension_numbers=_DN)
+  # every gemm core shares the forward pass and the input gradient; they differ in the kernel grad
   oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
   return jnp.einsum('bhwk,ko->bhwo', _im2col(x, kh, kw, oh, ow), w.reshape(kh * kw * ci, co))
 
@@ -136,6 +138,8 @@ def _core_kernel_grad(x, dz, w_shape, core):
   if core == 'conv':
     fn = lambda w: lax.conv_general_dilated(x, w, (1, 1), 'VALID', dimension_numbers=_DN)
     return jax.vjp(fn, jnp.zeros(w_shape, x.dtype))[1](dz)[0]
+  if core == 'gemm_cm':
+    return _kernel_grad_channel_major(x, dz, w_shape)
   cols = _im2col(x, kh, kw, dz.shape[1], dz.shape[2])
   contract = (((0, 1, 2), (0, 1, 2)), ((), ()))
   if core == 'gemm':
@@ -147,7 +151,23 @@ def _core_kernel_grad(x, dz, w_shape, core):
     dz_t = dz.reshape(m, dz.shape[3]).T
     dw = jnp.matmul(dz_t, cols.reshape(m, cols.shape[3])).T
   return dw.reshape(w_shape)
-  return dw.reshape(w_shape)
+
+
+def _kernel_grad_channel_major(x, dz, w_shape):
+  """dW[a, b] = Σ_q x[q]ᵀ·dz[q − (a, b)] as one [C_in, BHW]·[BHW, kh·kw·C_out] matmul.
+
+  Shifting the (small) output gradient instead of the input avoids im2col of x; transposing x to
+  channel-major once gives the matmul the operand layout XLA:CPU runs fastest (it runs a matmul
+  contracting both operands' major dimension several times slower).
+  """
+  kh, kw, ci, co = w_shape
+  b, h, w, _ = x.shape
+  shifted = [_zero_pad(dz, ((a, kh - 1 - a), (c, kw - 1 - c))) for a in range(kh) for c in range(kw)]
+  dz_cols = shifted[0] if len(shifted) == 1 else jnp.concatenate(shifted, axis=-1)
+  # The barrier keeps XLA from fusing the transpose into whatever produced x (slow strided loops).
+  x_cm = lax.optimization_barrier(x).reshape(b * h * w, ci).T
+  dw = jnp.matmul(x_cm, dz_cols.reshape(b * h * w, kh * kw * co))
+  return dw.reshape(ci, kh, kw, co).transpose(1, 2, 0, 3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,12 +177,16 @@ class _Reformulated:
   pre_x: Callable
   pre_w: Callable
   post: Callable
+  # post's transpose, (dy, z_shape) -> dz, where jax.linear_transpose's is slow
+  post_t: Callable | None = None
 
   def forward(self, x, w, core):
     return self.post(_core_forward(self.pre_x(x), self.pre_w(w), core))
 
   def _dz(self, x, w, dy):
     z = jax.eval_shape(lambda x, w: _core_forward(self.pre_x(x), self.pre_w(w), 'conv'), x, w)
+    if self.post_t is not None:
+      return self.post_t(dy, z.shape)
     return jax.linear_transpose(self.post, z)(dy)[0]
 
   def input_grad(self, x, w, dy, core):
@@ -284,11 +308,29 @@ def _interleave_phases(z, geo_h: _PhaseGeometry, geo_w: _PhaseGeometry):
   return y[:, :geo_h.out, :geo_w.out, :]
 
 
+def _deinterleave_phases(dy, z_shape, geo_h: _PhaseGeometry, geo_w: _PhaseGeometry):
+  """The transpose of `_interleave_phases`: [B, out_h, out_w, O] → z_shape [B, zh, zw, 4·O].
+
+  Written out because jax.linear_transpose's version adds four zero-padded full-size arrays.
+  """
+  mh, mw = geo_h.per_phase, geo_w.per_phase
+  dy = _zero_pad(dy, ((0, 2 * mh - geo_h.out), (0, 2 * mw - geo_w.out)))
+  dy = dy.reshape(dy.shape[0], mh, 2, mw, 2, dy.shape[-1])
+  zh, zw = z_shape[1], z_shape[2]
+  parts = []
+  for qh in range(2):
+    for qw in range(2):
+      sh, sw = geo_h.shift[qh], geo_w.shift[qw]
+      parts.append(_zero_pad(dy[:, :, qh, :, qw], ((sh, zh - sh - mh), (sw, zw - sw - mw))))
+  return jnp.concatenate(parts, axis=-1)
+
+
 def _phases(x_shape, w_shape, pads) -> _Reformulated:
   geo_h, geo_w = (_phase_geometry(n, k, p) for n, k, p in zip(x_shape[1:3], w_shape[:2], pads))
   return _Reformulated(lambda x: _zero_pad(x, (geo_h.pads, geo_w.pads)),
                        lambda w: _phase_kernel(w, geo_h, geo_w),
-                       lambda z: _interleave_phases(z, geo_h, geo_w))
+                       lambda z: _interleave_phases(z, geo_h, geo_w),
+                       lambda dy, z_shape: _deinterleave_phases(dy, z_shape, geo_h, geo_w))
 
 
 def _conv_transpose_ola(x, w, pads):
@@ -361,28 +403,34 @@ class Plan:
 def plan_conv(x_shape, w_shape) -> Plan:
   """The plan for a stride-2 conv of `x_shape` [B, H, W, C] with kernel `w_shape` [k, k, I, O].
 
-  XLA:CPU is fast on the strided conv itself and on its kernel gradient (a conv with a dilated
-  kernel, not a dilated input): those stay 'lax'. The input gradient (a transposed conv) goes
-  through space-to-depth; with a few input channels (an encoder's first layer) im2col + matmul wins
-  the kernel gradient.
+  XLA:CPU is fast on the strided conv itself: it stays 'lax', except with a few input channels (an
+  encoder's first layer), where im2col + matmul wins (it shares its columns with the kernel
+  gradient). The input gradient (a transposed
+  conv) goes through space-to-depth. XLA's own kernel gradient needs the activations transposed
+  batch-minor, which is slow on large maps; there the channel-major matmul wins, and with a few
+  input channels (an encoder's first layer) im2col + matmul. Measured on the 64×64 benchmark
+  encoder (bench/train_throughput.py).
   """
-  del x_shape
   ci = w_shape[2]
-  return Plan('lax', 's2d_conv', 's2d_gemm' if ci <= 4 else 'lax')
+  if ci <= 4:
+    return Plan('s2d_gemm', 's2d_conv', 's2d_gemm_tt')
+  if min(x_shape[1:3]) >= 16:
+    return Plan('lax', 's2d_conv', 's2d_gemm_cm')
+  return Plan('lax', 's2d_conv', 'lax')
 
 
 def plan_conv_transpose(x_shape, w_shape) -> Plan:
   """The plan for a stride-2 transposed conv of `x_shape` with kernel `w_shape` [k, k, I, O].
 
   Its input gradient is a strided conv, fast as lowered ('lax'). The forward pass and the kernel
-  gradient go through the phase formulation, or through overlap-add when there are few output
-  channels (a decoder's last layer), where a conv to 4·C_out channels wastes its vector lanes.
+  gradient go through the phase formulation. With few output channels (a decoder's last layer) a
+  conv to 4·C_out channels wastes its vector lanes: the forward pass goes through overlap-add and
+  the kernel gradient through the channel-major matmul.
   """
-  del x_shape
   co = w_shape[3]
   if co <= 4:
-    return Plan('ola', 'lax', 'ola')
-  return Plan('phase_conv', 'lax', 'phase_gemm')
+    return Plan('ola', 'lax', 'phase_gemm_cm')
+  return Plan('phase_conv', 'lax', 'phase_gemm' if min(x_shape[1:3]) >= 16 else 'phase_gemm_tt')
 
 
 # ---------------------------------------------------------------------------------------------
