@@ -30,7 +30,7 @@ def get_config(arg=None):
   c.objective.mss_legacy_bug = False
   c.objective.alpha = 1.0
   c.objective.gamma = 1.0
-  c.objective.beta_schedule = None
+  c.objective.beta_schedule = ml_collections.config_dict.placeholder(str)
 
   c.model.encoder = 'conv_k2'
   c.model.decoder = 'conv'

@@ -17,6 +17,8 @@ Variants:
 rate, enough for reconstructions that follow the inputs' shape and position.
 """
 
+import ml_collections
+
 from configs import common
 
 
@@ -28,8 +30,9 @@ def get_config(arg=None):
   c.objective.likelihood = 'bernoulli'
   c.objective.beta = 4.0
   c.objective.beta_mode = 'raw'
-  # e.g. {'name': 'linear_warmup', 'warmup_steps': 10_000}; see disentangle_jax.losses.schedules.
-  c.objective.beta_schedule = None
+  # e.g. --config.objective.beta_schedule=linear_warmup,warmup_steps=10000 (or a dict in a config
+  # file); see disentangle_jax.losses.schedules for the schedules and their arguments.
+  c.objective.beta_schedule = ml_collections.config_dict.placeholder(str)
 
   c.model.encoder = 'conv_k2'
   c.model.decoder = 'conv'

@@ -399,3 +399,22 @@ def test_optimizer_config_errors_name_the_key():
     make_optimizer(dict(name='adam', learning_rate=1e-3, schedule='exponential', decay_steps=10))
   with pytest.raises(ValueError, match='schedule'):
     make_optimizer(dict(name='adam', learning_rate=1e-3, schedule='linear'))
+
+
+def test_beta_schedule_from_the_command_line_text_form():
+  config = make_config('betavae', beta=4.0)
+  config.objective.beta_schedule = 'linear_warmup, warmup_steps=4'
+  _, history = train(build(config), steps=6, batch_size=8)
+  np.testing.assert_allclose(series(history, 'beta'), [0.0, 1.0, 2.0, 3.0, 4.0, 4.0])
+  config.objective.beta_schedule = 'linear_warmup,warmup_steps'
+  with pytest.raises(ValueError, match='key=value'):
+    build(config)
+  config.objective.beta_schedule = 'linear_warmup,warmup_steps=soon'
+  with pytest.raises(ValueError, match='warmup_steps must be a number'):
+    build(config)
+  # The shipped configs declare it as text, so `--config.objective.beta_schedule=...` overrides it.
+  for module in ('betavae_dsprites', 'betatcvae_dsprites'):
+    shipped = load_shipped_config(module, 'runlocal')
+    assert shipped.objective.beta_schedule is None
+    shipped.objective.beta_schedule = 'cyclical,period=100,ratio=0.5'
+    assert get_objective(shipped.objective.name)(shipped, (64, 64, 1)).beta_fn is not None

@@ -7,7 +7,8 @@ Config (`config.objective`):
   beta:        ('betavae') the KL weight; β_norm when beta_mode is 'normalized'
   beta_mode:   ('betavae') 'raw' (sums, dlib) | 'normalized' (per-pixel and per-latent means)
   beta_schedule: ('betavae', optional) {'name': <schedule>, **kwargs} from
-               `disentangle_jax.losses.schedules`; a schedule's `value` defaults to `beta`
+               `disentangle_jax.losses.schedules`, or the same as text for the command line,
+               'linear_warmup,warmup_steps=10000'; a schedule's `value` defaults to `beta`
 Networks: `config.model.encoder` (2·M outputs: means then log-variances), `config.model.decoder`.
 Optimizer: `config.optimizer` (see `training.optimizers`). Group: 'vae'.
 The representation for metrics is the posterior mean.
@@ -149,9 +150,25 @@ def posterior_metrics(mean, logvar) -> dict[str, jax.Array]:
   return metrics
 
 
+def parse_schedule_spec(spec: str, what: str) -> dict:
+  """'linear_warmup,warmup_steps=10000' -> {'name': 'linear_warmup', 'warmup_steps': 10000}."""
+  name, *pairs = [part.strip() for part in spec.split(',') if part.strip()]
+  kwargs = {'name': name}
+  for pair in pairs:
+    key, sep, text = pair.partition('=')
+    if not sep:
+      raise ValueError(f'config.objective.{what}: expected key=value after the name, got {pair!r}')
+    try:
+      kwargs[key.strip()] = int(text) if text.strip().lstrip('-').isdigit() else float(text)
+    except ValueError:
+      raise ValueError(f'config.objective.{what}: {key.strip()} must be a number, got {text!r}')
+  return kwargs
+
+
 def make_weight_schedule(spec, value: float | None, what: str):
-  """A schedule from `{'name': ..., **kwargs}`; `value` fills the schedule's `value` argument."""
-  kwargs = to_kwargs(spec)
+  """A schedule from `{'name': ..., **kwargs}` or its text form 'name,key=value,...'; `value`
+  fills the schedule's `value` argument."""
+  kwargs = parse_schedule_spec(spec, what) if isinstance(spec, str) else to_kwargs(spec)
   if 'name' not in kwargs:
     raise KeyError(f'config.objective.{what} needs a "name" (one of {schedules.available()})')
   name = kwargs.pop('name')
