@@ -1,5 +1,6 @@
 """Downstream accuracy (LogisticRegressionCV and boosted trees) at several label budgets."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn import linear_model, model_selection
@@ -55,3 +56,43 @@ def test_logistic_matches_dlib():
     lambda: linear_model.LogisticRegressionCV(Cs=10, cv=model_selection.KFold(n_splits=5)))
   assert abs(ours['500:mean_train_accuracy'] - np.mean(tr)) < 0.02
   assert abs(ours['500:mean_test_accuracy'] - np.mean(te)) < 0.02
+
+
+def test_fit_path_matches_sklearn_when_converged():
+  from disentangle_jax.metrics import _logistic
+
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((300, 3))
+  ys = [np.argmax(x @ rng.standard_normal((3, 4)) + rng.standard_normal((300, 4)), 1),
+        (x[:, 0] + rng.standard_normal(300) > 0).astype(int)]  # multinomial, binomial
+  cs = np.array([0.01, 1.0])
+  xa = jnp.asarray(np.concatenate([x, np.ones((300, 1))], 1), jnp.float32)
+  binomial = np.array([[False], [True]])
+  valid = np.array([[True] * 4, [True, True, False, False]])
+  free = np.where(binomial, np.arange(4) == 1, valid)
+  theta, _ = _logistic.fit_path(
+    jnp.stack([xa, xa]), jnp.asarray(np.stack(ys), jnp.int32), jnp.ones((2, 300)),
+    jnp.asarray(valid), jnp.asarray(free), jnp.asarray(np.tile(1 / cs, (2, 1)), jnp.float32),
+    jnp.zeros((2, 4, 4)), max_iter=500, tol=1e-5)
+  for j, c in enumerate(cs):
+    multi = linear_model.LogisticRegression(C=c, tol=1e-10, max_iter=1000).fit(x, ys[0])
+    ours = np.asarray(theta[0, j])
+    np.testing.assert_allclose(ours[:3].T, multi.coef_, atol=2e-3)
+    # The multinomial intercepts are defined up to a shift: compare centred.
+    b = ours[3] - ours[3].mean()
+    np.testing.assert_allclose(b, multi.intercept_ - multi.intercept_.mean(), atol=2e-3)
+    bino = linear_model.LogisticRegression(C=c, tol=1e-10, max_iter=1000).fit(x, ys[1])
+    np.testing.assert_allclose(np.asarray(theta[1, j])[:, 1], np.r_[bino.coef_[0], bino.intercept_],
+                               atol=2e-3)
+    np.testing.assert_array_equal(np.asarray(theta[1, j])[:, [0, 2, 3]], 0)
+
+
+def test_logistic_matches_sklearn_larger():
+  sizes = (4, 12)
+  xtr, ftr, xte, fte = data.train_test(1500, 1000, sizes, noise=0.1, extra_dims=3)
+  ours = downstream.downstream_task(xtr, ftr, xte, fte, num_train=(1500,))
+  for k in range(len(sizes)):
+    ref = linear_model.LogisticRegressionCV(Cs=10, cv=model_selection.KFold(n_splits=5))
+    ref.fit(xtr, ftr[:, k])
+    assert abs(ours[f'1500:train_accuracy_factor_{k}'] - ref.score(xtr, ftr[:, k])) < 0.02
+    assert abs(ours[f'1500:test_accuracy_factor_{k}'] - ref.score(xte, fte[:, k])) < 0.02

@@ -198,3 +198,147 @@ def fit_per_factor(
     max_iter=max_iter,
   )
   return w, b, jnp.asarray(valid)
+
+
+def _data_loss_grad(theta, x, y, wn, logit_mask):
+  """Weighted cross-entropy and its gradient; theta [P, D1, C], x [P, M, D1], wn [P, M]."""
+  z = jnp.einsum('pmd,pdc->pmc', x, theta) + logit_mask[:, None, :]
+  z = z - jnp.max(z, axis=-1, keepdims=True)
+  e = jnp.exp(z)
+  s = jnp.sum(e, axis=-1, keepdims=True)
+  onehot = (y[..., None] == jnp.arange(z.shape[-1])).astype(z.dtype)
+  ce = jnp.log(s[..., 0]) - jnp.sum(z * onehot, axis=-1)
+  r = wn[..., None] * (e / s - onehot)
+  return jnp.sum(wn * ce, axis=1), jnp.einsum('pmd,pmc->pdc', x, r)
+
+
+@functools.partial(jax.jit, static_argnames=('max_iter', 'memory'))
+def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, memory=10):
+  """sklearn's warm-started `_logistic_regression_path` (lbfgs) for P problems at once.
+
+  Each problem runs through its own penalties in order, every fit starting from the previous
+  one's solution with a fresh L-BFGS memory and stopping, as scipy's L-BFGS-B does for sklearn,
+  when the largest gradient entry of the weight-normalised objective is at most `tol` or after
+  `max_iter` function evaluations (or when the line search stalls). Problems move on
+  independently, so one slow fit holds up only the batch's end, not every penalty's.
+
+  Args:
+    x: [P, M, D + 1] inputs with a final column of ones (the intercept).
+    y: [P, M] integer labels.
+    weights: [P, M] sample weights (0 on padding rows).
+    valid: [P, C] bool, the classes a problem has (the others get no probability).
+    free: [P, C] bool, the classes with parameters (binomial problems: class 1 only).
+    l2: [P, S] penalties 1/C, fitted in this order.
+    theta0: [P, D + 1, C] starting point (last row: intercepts).
+
+  Returns:
+    (theta [P, S, D + 1, C] per penalty, evaluations [P, S]).
+  """
+  p, d1, c = theta0.shape
+  steps = l2.shape[1]
+  wsum = jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), 1e-30)
+  wn, l2n = weights / wsum, l2 / wsum
+  logit_mask = jnp.where(valid, 0.0, -1e30).astype(x.dtype)
+  freem = jnp.broadcast_to(free[:, None, :], theta0.shape).astype(x.dtype)
+  pen = freem * (jnp.arange(d1) < d1 - 1)[None, :, None]
+  rows = jnp.arange(p)
+
+  def total(fd, gd, theta, lam):
+    f = fd + 0.5 * lam * jnp.sum(pen * theta**2, axis=(1, 2))
+    return f, (gd + lam[:, None, None] * pen * theta) * freem
+
+  def vdot(a, b):
+    return jnp.sum(a * b, axis=(1, 2))
+
+  def first_step(g):
+    return jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sqrt(vdot(g, g)), 1e-12))
+
+  def direction(g, s_hist, y_hist, rho, gamma):
+    """L-BFGS two-loop recursion; histories [memory, P, ...], newest last."""
+    def newest_first(q, h):
+      s, y, r = h
+      a = r * vdot(s, q)
+      return q - a[:, None, None] * y, a
+
+    def oldest_first(r, h):
+      s, y, rh, a = h
+      return r + s * (a - rh * vdot(y, r))[:, None, None], None
+
+    q, alphas = jax.lax.scan(newest_first, g, (s_hist, y_hist, rho), reverse=True)
+    r, _ = jax.lax.scan(oldest_first, gamma[:, None, None] * q, (s_hist, y_hist, rho, alphas))
+    return -r
+
+  theta0 = theta0 * freem
+  fd0, gd0 = _data_loss_grad(theta0, x, y, wn, logit_mask)
+  _, g0 = total(fd0, gd0, theta0, l2n[:, 0])
+  zeros_hist = jnp.zeros((memory, p, d1, c), x.dtype)
+  state = dict(
+    theta=theta0, fd=fd0, gd=gd0, d=-g0, step=first_step(g0),
+    s=zeros_hist, y=zeros_hist, rho=jnp.zeros((memory, p), x.dtype),
+    gamma=jnp.ones((p,), x.dtype),
+    k=jnp.zeros((p,), jnp.int32), it=jnp.zeros((p,), jnp.int32),
+    rejects=jnp.zeros((p,), jnp.int32), evals=jnp.zeros((p, steps), jnp.int32),
+    out=jnp.zeros((p, steps, d1, c), x.dtype), count=jnp.zeros((), jnp.int32),
+  )
+
+  def body(st):
+    active = st['k'] < steps
+    lam = l2n[rows, jnp.minimum(st['k'], steps - 1)]
+    f, g = total(st['fd'], st['gd'], st['theta'], lam)
+    at_opt = jnp.max(jnp.abs(g), axis=(1, 2)) <= tol
+    trial = st['theta'] + st['step'][:, None, None] * st['d']
+    fd_t, gd_t = _data_loss_grad(trial, x, y, wn, logit_mask)
+    f_t, g_t = total(fd_t, gd_t, trial, lam)
+    slope = vdot(g, st['d'])
+    accept = (active & ~at_opt & (f_t <= f + 1e-4 * st['step'] * slope)
+              & jnp.isfinite(f_t))
+    s_new = jnp.where(accept[:, None, None], trial - st['theta'], 0.0)
+    y_new = jnp.where(accept[:, None, None], g_t - g, 0.0)
+    sy = vdot(s_new, y_new)
+    good = accept & (sy > 1e-10)
+    # Rejected or curvature-less steps enter the history with rho = 0, which makes them no-ops.
+    push = lambda h, v: jnp.concatenate([h[1:], v[None]])  # noqa: E731
+    s_hist = push(st['s'], jnp.where(good[:, None, None], s_new, 0.0))
+    y_hist = push(st['y'], jnp.where(good[:, None, None], y_new, 0.0))
+    rho = push(st['rho'], jnp.where(good, 1.0 / jnp.where(good, sy, 1.0), 0.0))
+    gamma = jnp.where(good, sy / jnp.where(good, vdot(y_new, y_new), 1.0), st['gamma'])
+    a3 = accept[:, None, None]
+    theta = jnp.where(a3, trial, st['theta'])
+    fd = jnp.where(accept, fd_t, st['fd'])
+    gd = jnp.where(a3, gd_t, st['gd'])
+    g = jnp.where(a3, g_t, g)
+    d_new = direction(g, s_hist, y_hist, rho, gamma)
+    # A non-descent direction (lost curvature information) falls back to steepest descent.
+    d_new = jnp.where((vdot(d_new, g) < 0)[:, None, None], d_new, -g)
+    # On a rejected step, the minimiser of the quadratic through f, slope and f_t (within
+    # [0.1, 0.5] of the step).
+    denom = f_t - f - slope * st['step']
+    shrink = jnp.where(jnp.isfinite(f_t) & (denom > 0),
+                       -slope * st['step'] / (2.0 * jnp.where(denom > 0, denom, 1.0)), 0.5)
+    step = jnp.where(accept, 1.0, st['step'] * jnp.clip(shrink, 0.1, 0.5))
+    d = jnp.where(a3, d_new, st['d'])
+    rejects = jnp.where(accept, 0, st['rejects'] + 1)
+    it = st['it'] + active.astype(jnp.int32)
+    conv = jnp.max(jnp.abs(g), axis=(1, 2)) <= tol
+    finished = active & (conv | (it >= max_iter) | (rejects >= 8))
+    k_cur = jnp.minimum(st['k'], steps - 1)
+    f3 = finished[:, None, None]
+    out = st['out'].at[rows, k_cur].set(jnp.where(f3, theta, st['out'][rows, k_cur]))
+    evals = st['evals'].at[rows, k_cur].set(jnp.where(finished, it, st['evals'][rows, k_cur]))
+    # The next penalty starts afresh (new memory, steepest descent) from this solution.
+    k = st['k'] + finished.astype(jnp.int32)
+    _, g_next = total(fd, gd, theta, l2n[rows, jnp.minimum(k, steps - 1)])
+    d = jnp.where(f3, -g_next, d)
+    step = jnp.where(finished, first_step(g_next), step)
+    rho = rho * (~finished)[None, :]
+    gamma = jnp.where(finished, 1.0, gamma)
+    return dict(theta=theta, fd=fd, gd=gd, d=d, step=step, s=s_hist, y=y_hist, rho=rho,
+                gamma=gamma, k=k, it=jnp.where(finished, 0, it),
+                rejects=jnp.where(finished, 0, rejects), evals=evals, out=out,
+                count=st['count'] + 1)
+
+  def cond(st):
+    return (st['count'] < steps * (max_iter + 1)) & jnp.any(st['k'] < steps)
+
+  state = jax.lax.while_loop(cond, body, state)
+  return state['out'], state['evals']
