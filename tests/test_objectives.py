@@ -414,7 +414,7 @@ def test_beta_schedule_from_the_command_line_text_form():
     build(config)
   # The shipped configs declare it as text, so `--config.objective.beta_schedule=...` overrides it.
   for module in ('betavae_dsprites', 'betatcvae_dsprites'):
-    shipped = load_shipped_config(module, 'runlocal')
+    shipped = load_shipped_config(module)
     assert shipped.objective.beta_schedule is None
     shipped.objective.beta_schedule = 'cyclical,period=100,ratio=0.5'
     assert get_objective(shipped.objective.name)(shipped, (64, 64, 1)).beta_fn is not None
