@@ -6,6 +6,8 @@ the second term), multinomial for three classes or more and binomial (one weight
 Here a batch of P such problems (different labels, sample weights, C, or class counts padded to a
 common width) shares one design matrix and is solved with L-BFGS, vectorised over problems. Penalised
 problems are strictly convex, so the fit equals sklearn's up to both solvers' tolerances.
+`fit_path` is the cross-validation variant: each problem has its own rows and runs through a
+sequence of Cs warm-started from the previous solution, as sklearn's `LogisticRegressionCV` does.
 """
 
 from __future__ import annotations
@@ -290,8 +292,11 @@ def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, 
     fd_t, gd_t = _data_loss_grad(trial, x, y, wn, logit_mask)
     f_t, g_t = total(fd_t, gd_t, trial, lam)
     slope = vdot(g, st['d'])
-    accept = (active & ~at_opt & (f_t <= f + 1e-4 * st['step'] * slope)
-              & jnp.isfinite(f_t))
+    # Armijo's condition, or a non-positive slope at the trial point: the objective is convex, so
+    # that step decreased it too, and this test still works where float32 rounding hides the
+    # decrease in the objective's value (near a minimum, to the gradient tolerance).
+    armijo = f_t <= f + 1e-4 * st['step'] * slope
+    accept = active & ~at_opt & (armijo | (vdot(g_t, st['d']) <= 0)) & jnp.isfinite(f_t)
     s_new = jnp.where(accept[:, None, None], trial - st['theta'], 0.0)
     y_new = jnp.where(accept[:, None, None], g_t - g, 0.0)
     sy = vdot(s_new, y_new)
