@@ -244,7 +244,10 @@ def _best_split(pg, pc, min_count=1):
   tc = pc[0, -1]
   rg = tg - pg
   rc = tc - pc
-  valid = (pc >= min_count) & (rc >= min_count)
+  # A bin with none of the node's samples repeats the previous bin's partition: skipping it sends
+  # such ties to the lowest bin exactly, not by the rounding of the two prefix sums.
+  nonempty = jnp.diff(pc, axis=1, prepend=jnp.zeros_like(pc[:, :1])) > 0
+  valid = (pc >= min_count) & (rc >= min_count) & nonempty
   # Two passes (max, then the first (feature, bin) reaching it) instead of an argmax: XLA's CPU
   # argmax is a scalar loop, several times slower. The scores are written once (the max is a
   # library reduction that reads them from memory), so both passes compare the same values.
