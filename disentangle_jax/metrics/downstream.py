@@ -99,27 +99,24 @@ def _groups(sizes, n: int) -> list[list[int]]:
   return groups
 
 
-def _logistic_cv_predict(x_train, labels, sizes, x_eval, *, cs=CS, num_folds=5, max_iter=100):
-  """LogisticRegressionCV for a group of label columns sharing inputs: predictions on x_eval.
+def _masks(sizes, width):
+  """Valid classes [G, width], classes with parameters (class 1 only when binomial), logit mask."""
+  cls = np.arange(width)
+  sizes = np.asarray(sizes)[:, None]
+  valid = cls[None, :] < sizes
+  free = np.where(sizes == 2, cls[None, :] == 1, valid)
+  return valid, free, np.where(valid, 0.0, -1e30).astype(np.float32)
 
-  labels: [n, G] encoded labels; sizes: their class counts (all at least 2), padded to the
-  largest. Returns one [G, m] array of predicted labels per array in x_eval.
+
+def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter):
+  """LogisticRegressionCV's cross-validation for label columns batched together.
+
+  xa: [n, D + 1] inputs (last column ones); labels: [n, G] encoded; sizes: their class counts.
+  Returns the chosen C's index per column and the folds' mean solution there, [G, D + 1, width].
   """
   n, g = labels.shape
   width = max(2, max(sizes))
-  cls = np.arange(width)
-  binomial = np.asarray(sizes)[:, None] == 2
-  valid = cls[None, :] < np.asarray(sizes)[:, None]
-  free = np.where(binomial, cls[None, :] == 1, valid)
-  logit_mask = jnp.asarray(np.where(valid, 0.0, -1e30), jnp.float32)
-  # Centred inputs (the intercept absorbs the shift; the penalty is unchanged) condition the
-  # fits better: fewer L-BFGS iterations for the same minimisers.
-  mu = x_train.mean(0)
-
-  def prep(a):  # centred inputs and a column of ones
-    return np.concatenate([a - mu, np.ones((len(a), 1))], 1).astype(np.float32)
-
-  xa = prep(x_train)
+  valid, free, logit_mask = _masks(sizes, width)
   tr_idx, tr_ok, he_idx, he_ok = _fold_rows(n, num_folds)
   s = len(cs)
 
@@ -139,18 +136,48 @@ def _logistic_cv_predict(x_train, labels, sizes, x_eval, *, cs=CS, num_folds=5, 
     jnp.zeros((g * num_folds, xa.shape[1], width), jnp.float32), max_iter=max_iter)
   correct = np.asarray(_held_out_correct(
     jnp.asarray(per_problem(xa[he_idx])), jnp.asarray(fold_labels(he_idx), jnp.int32),
-    jnp.asarray(per_problem(he_ok)), theta, jnp.asarray(rep(np.asarray(logit_mask)))))
+    jnp.asarray(per_problem(he_ok)), theta, jnp.asarray(rep(logit_mask))))
   # sklearn's choice: the best sum over folds of held-out accuracies, first C on ties.
   acc = correct.reshape(g, num_folds, s) / np.maximum(he_ok.sum(1), 1)[None, :, None]
   best = np.argmax(acc.sum(axis=1), axis=1)
-  theta = theta.reshape((g, num_folds, s) + theta.shape[2:])
-  init = jnp.mean(theta[np.arange(g), :, best], axis=1)  # refit starts at the folds' mean
+  theta = np.asarray(theta).reshape((g, num_folds, s) + theta.shape[2:])
+  return best, theta[np.arange(g), :, best].mean(axis=1)
+
+
+def _logistic_cv_predict(x_train, labels, sizes, x_eval, groups, *, cs=CS, num_folds=5,
+                         max_iter=100):
+  """LogisticRegressionCV per label column: predicted (encoded) labels on each array of x_eval.
+
+  labels: [n, K] encoded; sizes: class counts; groups: the columns cross-validated together (see
+  `_groups`). The refits of all columns (each from its folds' mean solution) are one batch.
+  Returns one [len(cols), m] array per array in x_eval, cols = the grouped columns in order.
+  """
+  n = x_train.shape[0]
+  # Centred inputs (the intercept absorbs the shift; the penalty is unchanged) condition the
+  # fits better: fewer L-BFGS iterations for the same minimisers.
+  mu = x_train.mean(0)
+
+  def prep(a):  # centred inputs and a column of ones
+    return np.concatenate([a - mu, np.ones((len(a), 1))], 1).astype(np.float32)
+
+  xa = prep(x_train)
+  cols = [f for group in groups for f in group]
+  width = max(2, max(sizes[f] for f in cols))
+  best, init = [], np.zeros((len(cols), xa.shape[1], width), np.float32)
+  for group in groups:
+    b, th = _cross_validate(xa, labels[:, group], [sizes[f] for f in group], cs=cs,
+                            num_folds=num_folds, max_iter=max_iter)
+    start = len(best)
+    init[start:start + len(group), :, : th.shape[2]] = th
+    best.extend(b)
+  valid, free, logit_mask = _masks([sizes[f] for f in cols], width)
   refit, _ = _logistic.fit_path(
-    jnp.asarray(np.broadcast_to(xa[None], (g,) + xa.shape)),
-    jnp.asarray(labels.T, jnp.int32), jnp.ones((g, n), jnp.float32), jnp.asarray(valid),
-    jnp.asarray(free), jnp.asarray(1.0 / cs[best][:, None], jnp.float32), init,
-    max_iter=max_iter)
-  return [np.asarray(_predict(jnp.asarray(prep(xe)), refit[:, 0], logit_mask)) for xe in x_eval]
+    jnp.asarray(np.broadcast_to(xa[None], (len(cols),) + xa.shape)),
+    jnp.asarray(labels[:, cols].T, jnp.int32), jnp.ones((len(cols), n), jnp.float32),
+    jnp.asarray(valid), jnp.asarray(free), jnp.asarray(1.0 / cs[best][:, None], jnp.float32),
+    jnp.asarray(init), max_iter=max_iter)
+  return [np.asarray(_predict(jnp.asarray(prep(xe)), refit[:, 0], jnp.asarray(logit_mask)))
+          for xe in x_eval]
 
 
 def _encode(classes: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -208,9 +235,11 @@ def downstream_task(
       model = gbt_lib.fit_gbt(x, y)
       pred_train, pred_test = model.train_predictions, model.predict(xte)
     else:
-      for group in _groups(sizes, size):
-        ptr, pte = _logistic_cv_predict(x, enc[:, group], [sizes[f] for f in group], [x, xte])
-        pred_train[:, group], pred_test[:, group] = ptr.T, pte.T
+      groups = _groups(sizes, size)
+      if groups:
+        cols = [f for group in groups for f in group]
+        ptr, pte = _logistic_cv_predict(x, enc, sizes, [x, xte], groups)
+        pred_train[:, cols], pred_test[:, cols] = ptr.T, pte.T
     for f in range(k):
       classes = np.unique(y[:, f])
       acc_train[s, f] = np.mean(pred_train[:, f] == enc[:, f])
