@@ -276,8 +276,10 @@ def _fit(xb, y, init, newton_scale, learning_rate, *, groups, num_bins, num_stag
 
   Measured on the benchmark data (N = 10,000, D = 10, 113 trees per stage) on a shared 2-core CPU,
   interleaved in one process with the previous version (per-level [N, 4T]-wide scatters, argmax
-  splits, gathers for routing): 2.6-3.6 s warm against 8.3-8.8 s (about 2.9x) at a load average
-  of 3.8-4.2. About a third of a stage is now the histogram scatters, a sixth building their inputs.
+  splits, gathers for routing): 2.0-3.6 s warm against 7.4-9.3 s (about 2.9x) at load averages
+  of 3.4-4.2. About a third of a stage is now the histogram scatters, a sixth building their inputs.
+  Compiling takes longer, 9 s against 3 s at that load: most of it is the prefix sums' associative
+  scans; triangular matmuls instead halve it but run about 10% slower.
   """
   n, d = xb.shape
   t = y.shape[1]
