@@ -65,12 +65,29 @@ def test_degenerate_inputs_and_determinism():
   assert np.all(out['importance_matrix'][1] == 0)
   assert all(np.isfinite(out[k]) for k in ('disentanglement', 'completeness',
                                            'informativeness_test'))
+  gbt.clear_fit_cache()  # a fresh fit, not the memoised one
   again = dci.dci(xtr, ftr, xte, fte)
   np.testing.assert_array_equal(out['importance_matrix'], again['importance_matrix'])
   with pytest.raises(ValueError):
     dci.dci(xtr, np.zeros_like(ftr), xte, fte)
   with pytest.raises(ValueError):
     dci.dci(xtr, ftr, xte, fte, importance='forest')
+
+
+def test_fits_are_memoised_by_content():
+  xtr, ftr, _, _ = data.train_test(300, 10, SIZES, noise=0.1)
+  gbt.clear_fit_cache()
+  first = gbt.fit_gbt(xtr, ftr, num_stages=5)
+  assert gbt.fit_gbt(xtr.copy(), ftr.copy(), num_stages=5) is first  # same contents: shared
+  assert gbt.fit_gbt(xtr, ftr, num_stages=6) is not first  # other settings: a new fit
+  changed = xtr.copy()
+  changed[0, 0] += 1.0
+  assert gbt.fit_gbt(changed, ftr, num_stages=5) is not first
+  gbt.clear_fit_cache()
+  fresh = gbt.fit_gbt(xtr, ftr, num_stages=5)
+  assert fresh is not first
+  np.testing.assert_array_equal(fresh.importances, first.importances)
+  np.testing.assert_array_equal(fresh.leaf_values, first.leaf_values)
 
 
 def test_boosted_trees_agree_with_sklearn():
