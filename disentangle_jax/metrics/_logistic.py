@@ -3,11 +3,11 @@
 sklearn's `LogisticRegression(C, class_weight, solver='lbfgs')` minimises, per problem,
 `C * sum_i s_i * CE(x_i W + b, y_i) + 0.5 * |W|^2` (intercept not penalised; `penalty=None` drops
 the second term), multinomial for three classes or more and binomial (one weight vector) for two.
-Here a batch of P such problems (different labels, sample weights, C, or class counts padded to a
-common width) shares one design matrix and is solved with L-BFGS, vectorised over problems. Penalised
+Here a batch of P such problems (different rows, labels, sample weights, or class counts padded to
+a common width) is solved with one L-BFGS vectorised over problems (`fit_path`), each problem
+running through its own sequence of Cs warm-started from the previous solution, as sklearn's
+`LogisticRegressionCV` does; `fit_per_factor` is the single-C case on shared inputs. Penalised
 problems are strictly convex, so the fit equals sklearn's up to both solvers' tolerances.
-`fit_path` is the cross-validation variant: each problem has its own rows and runs through a
-sequence of Cs warm-started from the previous solution, as sklearn's `LogisticRegressionCV` does.
 """
 
 from __future__ import annotations
@@ -17,131 +17,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-
-def _loss(params, x, y, weights, valid, free, l2):
-  """Objective of one problem, divided by the weight sum (same minimiser as sklearn's)."""
-  w, b = params
-  w = w * free[None, :]
-  b = b * free
-  logits = x @ w + b  # [N, C]
-  logits = jnp.where(valid[None, :], logits, -1e30)
-  ce = jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
-  total = jnp.sum(weights)
-  return (jnp.sum(weights * ce) + 0.5 * l2 * jnp.sum(w**2)) / total
-
-
-def lbfgs_batched(value_and_grad, x0, *, max_iter, tol, memory=10):
-  """Minimises P independent smooth functions at once; x0: [P, n].
-
-  `value_and_grad(x)` returns ([P] values, [P, n] gradients). Each problem keeps its own L-BFGS
-  history and its own step: a trial step is accepted when it satisfies Armijo's condition,
-  otherwise halved at the next iteration (one function evaluation per iteration for all problems,
-  no nested loop). A problem stops when its largest gradient entry is below `tol`.
-
-  Returns:
-    (x [P, n], iterations used [P]).
-  """
-  p, n = x0.shape
-  f0, g0 = value_and_grad(x0)
-
-  def direction(g, s_hist, y_hist, rho, gamma, head):
-    q = g
-    alphas = []
-    order = [(head - 1 - i) % memory for i in range(memory)]  # newest first
-    for i in order:
-      a = rho[:, i] * jnp.sum(s_hist[:, i] * q, axis=1)
-      q = q - a[:, None] * y_hist[:, i]
-      alphas.append(a)
-    r = gamma[:, None] * q
-    for i, a in zip(reversed(order), reversed(alphas)):
-      beta = rho[:, i] * jnp.sum(y_hist[:, i] * r, axis=1)
-      r = r + s_hist[:, i] * (a - beta)[:, None]
-    return -r
-
-  gnorm = jnp.max(jnp.abs(g0), axis=1)
-  state = dict(
-    x=x0, f=f0, g=g0, d=-g0, step=jnp.minimum(1.0, 1.0 / jnp.maximum(gnorm, 1e-12)),
-    s=jnp.zeros((p, memory, n), x0.dtype), y=jnp.zeros((p, memory, n), x0.dtype),
-    rho=jnp.zeros((p, memory), x0.dtype), gamma=jnp.ones((p,), x0.dtype),
-    head=jnp.zeros((), jnp.int32), it=jnp.zeros((p,), jnp.int32), done=gnorm <= tol,
-  )
-
-  def body(st):
-    active = ~st['done']
-    trial = st['x'] + st['step'][:, None] * st['d']
-    f_t, g_t = value_and_grad(trial)
-    slope = jnp.sum(st['g'] * st['d'], axis=1)
-    accept = active & (f_t <= st['f'] + 1e-4 * st['step'] * slope) & jnp.isfinite(f_t)
-    s_new = jnp.where(accept[:, None], trial - st['x'], 0.0)
-    y_new = jnp.where(accept[:, None], g_t - st['g'], 0.0)
-    sy = jnp.sum(s_new * y_new, axis=1)
-    good = accept & (sy > 1e-10)
-    head = st['head']
-    s_hist = st['s'].at[:, head].set(jnp.where(good[:, None], s_new, 0.0))
-    y_hist = st['y'].at[:, head].set(jnp.where(good[:, None], y_new, 0.0))
-    rho = st['rho'].at[:, head].set(jnp.where(good, 1.0 / jnp.where(good, sy, 1.0), 0.0))
-    yy = jnp.sum(y_new * y_new, axis=1)
-    gamma = jnp.where(good, sy / jnp.where(good, yy, 1.0), st['gamma'])
-    x = jnp.where(accept[:, None], trial, st['x'])
-    f = jnp.where(accept, f_t, st['f'])
-    g = jnp.where(accept[:, None], g_t, st['g'])
-    new_head = (head + 1) % memory
-    d_new = direction(g, s_hist, y_hist, rho, gamma, new_head)
-    # A non-descent direction (lost curvature information) falls back to steepest descent.
-    d_new = jnp.where((jnp.sum(d_new * g, axis=1) < 0)[:, None], d_new, -g)
-    d = jnp.where(accept[:, None], d_new, st['d'])
-    step = jnp.where(accept, 1.0, jnp.where(active, st['step'] * 0.5, st['step']))
-    done = st['done'] | (jnp.max(jnp.abs(g), axis=1) <= tol) | (step < 1e-20)
-    return dict(x=x, f=f, g=g, d=d, step=step, s=s_hist, y=y_hist, rho=rho, gamma=gamma,
-                head=new_head, it=st['it'] + active.astype(jnp.int32), done=done,
-                count=st['count'] + 1)
-
-  def cond(st):
-    return (st['count'] < max_iter) & ~jnp.all(st['done'])
-
-  state['count'] = jnp.zeros((), jnp.int32)
-  state = jax.lax.while_loop(cond, body, state)
-  return state['x'], state['it']
-
-
-@functools.partial(jax.jit, static_argnames=('num_classes', 'max_iter'))
-def fit_logistic(x, y, weights, valid, binomial, l2, *, num_classes, max_iter=300, tol=1e-5):
-  """Fits P logistic regressions on shared inputs, each to its own optimum.
-
-  Args:
-    x: [N, D] inputs (shared by all problems).
-    y: [P, N] integer labels in [0, num_classes).
-    weights: [P, N] sample weights (0 drops a sample: folds of a cross-validation).
-    valid: [P, num_classes] bool, the classes a problem has (padding classes get no probability).
-    binomial: [P] bool, two-class problems fitted with one weight vector (class 0's logit fixed at
-      0), as sklearn does; otherwise a full multinomial.
-    l2: [P] penalty 1/C (0 = no penalty).
-    num_classes: padded class count (static).
-    max_iter: iteration cap, each one function evaluation (static).
-    tol: a problem stops when its largest gradient entry falls below it.
-
-  Returns:
-    (W [P, D, C], b [P, C], iterations [P]).
-  """
-  p, d = y.shape[0], x.shape[1]
-  free = jnp.where(binomial[:, None], (jnp.arange(num_classes) == 1)[None, :], valid)
-  free = free.astype(x.dtype)
-  per_problem = jax.vmap(_loss, in_axes=(0, None, 0, 0, 0, 0, 0))
-  size = d * num_classes
-
-  def unpack(theta):
-    return theta[:, :size].reshape(p, d, num_classes), theta[:, size:]
-
-  def value_and_grad(theta):
-    values, vjp = jax.vjp(lambda t: per_problem(unpack(t), x, y, weights, valid, free, l2), theta)
-    (grad,) = vjp(jnp.ones_like(values))
-    return values, grad
-
-  theta0 = jnp.zeros((p, size + num_classes), x.dtype)
-  theta, it = lbfgs_batched(value_and_grad, theta0, max_iter=max_iter, tol=tol)
-  w, b = unpack(theta)
-  return w * free[:, None, :], b * free, it
 
 
 @jax.jit
@@ -160,6 +35,16 @@ def balanced_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
   return per_class[y]
 
 
+def class_masks(sizes, width: int):
+  """Per problem: valid classes [G, width], classes with parameters (class 1 only for a binomial
+  problem, as sklearn fits one weight vector for two classes), and the additive logit mask."""
+  cls = np.arange(width)
+  sizes = np.asarray(sizes)[:, None]
+  valid = cls[None, :] < sizes
+  free = np.where(sizes == 2, cls[None, :] == 1, valid)
+  return valid, free, np.where(valid, 0.0, -1e30).astype(np.float32)
+
+
 def fit_per_factor(
   x: np.ndarray,
   labels: np.ndarray,
@@ -168,6 +53,7 @@ def fit_per_factor(
   l2: float,
   class_weight: str | None = None,
   max_iter: int = 200,
+  tol: float = 1e-4,
 ):
   """One logistic regression per factor column on shared inputs, as sklearn would fit each.
 
@@ -177,29 +63,31 @@ def fit_per_factor(
     sizes: class count per factor.
     l2: 1/C (0 for `penalty=None`).
     class_weight: None or 'balanced'.
-    max_iter: L-BFGS iteration cap.
+    max_iter: L-BFGS cap on function evaluations.
+    tol: stop when the largest gradient entry of the weight-normalised objective is below it
+      (sklearn's default tol).
 
   Returns:
     (W [K, D, C], b [K, C], valid [K, C]) with C = max(sizes) (padding classes invalid).
   """
-  k = labels.shape[1]
+  x = np.asarray(x, np.float64)
+  (n, d), k = x.shape, labels.shape[1]
   width = max(2, max(sizes))
-  valid = np.arange(width)[None, :] < np.asarray(sizes)[:, None]
+  valid, free, _ = class_masks(sizes, width)
   if class_weight == 'balanced':
     weights = np.stack([balanced_weights(labels[:, j], sizes[j]) for j in range(k)])
   else:
-    weights = np.ones((k, x.shape[0]))
-  w, b, _ = fit_logistic(
-    jnp.asarray(x, jnp.float32),
-    jnp.asarray(labels.T, jnp.int32),
-    jnp.asarray(weights, jnp.float32),
-    jnp.asarray(valid),
-    jnp.asarray(np.asarray(sizes) == 2),
-    jnp.full((k,), l2, jnp.float32),
-    num_classes=width,
-    max_iter=max_iter,
-  )
-  return w, b, jnp.asarray(valid)
+    weights = np.ones((k, n))
+  # Centred inputs (the intercept absorbs the shift) condition L-BFGS better; b undoes it below.
+  mu = x.mean(0)
+  xa = np.concatenate([x - mu, np.ones((n, 1))], 1).astype(np.float32)
+  theta, _ = fit_path(
+    jnp.asarray(np.broadcast_to(xa[None], (k, n, d + 1))), jnp.asarray(labels.T, jnp.int32),
+    jnp.asarray(weights, jnp.float32), jnp.asarray(valid), jnp.asarray(free),
+    jnp.full((k, 1), l2, jnp.float32), jnp.zeros((k, d + 1, width), jnp.float32),
+    max_iter=max_iter, tol=tol)
+  w, b = theta[:, 0, :d], theta[:, 0, d]
+  return w, b - jnp.einsum('d,kdc->kc', jnp.asarray(mu, jnp.float32), w), jnp.asarray(valid)
 
 
 def _data_loss_grad(theta, x, y, wn, logit_mask):

@@ -99,15 +99,6 @@ def _groups(sizes, n: int) -> list[list[int]]:
   return groups
 
 
-def _masks(sizes, width):
-  """Valid classes [G, width], classes with parameters (class 1 only when binomial), logit mask."""
-  cls = np.arange(width)
-  sizes = np.asarray(sizes)[:, None]
-  valid = cls[None, :] < sizes
-  free = np.where(sizes == 2, cls[None, :] == 1, valid)
-  return valid, free, np.where(valid, 0.0, -1e30).astype(np.float32)
-
-
 def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter):
   """LogisticRegressionCV's cross-validation for label columns batched together.
 
@@ -116,7 +107,7 @@ def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter):
   """
   n, g = labels.shape
   width = max(2, max(sizes))
-  valid, free, logit_mask = _masks(sizes, width)
+  valid, free, logit_mask = _logistic.class_masks(sizes, width)
   tr_idx, tr_ok, he_idx, he_ok = _fold_rows(n, num_folds)
   s = len(cs)
 
@@ -170,7 +161,7 @@ def _logistic_cv_predict(x_train, labels, sizes, x_eval, groups, *, cs=CS, num_f
     start = len(best)
     init[start:start + len(group), :, : th.shape[2]] = th
     best.extend(b)
-  valid, free, logit_mask = _masks([sizes[f] for f in cols], width)
+  valid, free, logit_mask = _logistic.class_masks([sizes[f] for f in cols], width)
   refit, _ = _logistic.fit_path(
     jnp.asarray(np.broadcast_to(xa[None], (len(cols),) + xa.shape)),
     jnp.asarray(labels[:, cols].T, jnp.int32), jnp.ones((len(cols), n), jnp.float32),
