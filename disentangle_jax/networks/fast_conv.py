@@ -403,13 +403,12 @@ class Plan:
 def plan_conv(x_shape, w_shape) -> Plan:
   """The plan for a stride-2 conv of `x_shape` [B, H, W, C] with kernel `w_shape` [k, k, I, O].
 
-  XLA:CPU is fast on the strided conv itself: it stays 'lax', except with a few input channels (an
-  encoder's first layer), where im2col + matmul wins (it shares its columns with the kernel
-  gradient). The input gradient (a transposed
-  conv) goes through space-to-depth. XLA's own kernel gradient needs the activations transposed
-  batch-minor, which is slow on large maps; there the channel-major matmul wins, and with a few
-  input channels (an encoder's first layer) im2col + matmul. Measured on the 64×64 benchmark
-  encoder (bench/train_throughput.py).
+  The input gradient (a transposed conv) always goes through space-to-depth. With a few input
+  channels (an encoder's first layer) the forward pass and the kernel gradient are im2col + one
+  matmul each, sharing their columns. Otherwise the strided conv stays 'lax' (XLA:CPU is fast on
+  it); XLA's own kernel gradient needs the activations transposed batch-minor, which is slow on
+  large maps, so there the channel-major matmul computes it. Measured in the 64×64 benchmark
+  step (bench/train_throughput.py).
   """
   ci = w_shape[2]
   if ci <= 4:
