@@ -90,16 +90,27 @@ def fit_per_factor(
   return w, b - jnp.einsum('d,kdc->kc', jnp.asarray(mu, jnp.float32), w), jnp.asarray(valid)
 
 
-def _data_loss_grad(theta, x, y, wn, logit_mask):
-  """Weighted cross-entropy and its gradient; theta [P, D1, C], x [P, M, D1], wn [P, M]."""
-  z = jnp.einsum('pmd,pdc->pmc', x, theta) + logit_mask[:, None, :]
-  z = z - jnp.max(z, axis=-1, keepdims=True)
-  e = jnp.exp(z)
-  s = jnp.sum(e, axis=-1, keepdims=True)
-  onehot = (y[..., None] == jnp.arange(z.shape[-1])).astype(z.dtype)
-  ce = jnp.log(s[..., 0]) - jnp.sum(z * onehot, axis=-1)
-  r = wn[..., None] * (e / s - onehot)
-  return jnp.sum(wn * ce, axis=1), jnp.einsum('pmd,pmc->pdc', x, r)
+def _label_term(x, y, wn, num_classes):
+  """[P, D1, C] = sum_m wn * x_m (outer) onehot(y_m): the data loss's part linear in theta."""
+  onehot = (y[..., None] == jnp.arange(num_classes)).astype(x.dtype)
+  return jnp.einsum('pmd,pmc->pdc', x * wn[..., None], onehot)
+
+
+def _data_loss_grad(theta, x, wn, label_term, logit_mask):
+  """Weighted cross-entropy and its gradient; theta [P, D1, C], x [P, M, D1], wn [P, M].
+
+  The cross-entropy is logsumexp(x theta) - x theta[:, y]; the second part is linear in theta,
+  `<theta, label_term>`, so no per-(row, class) one-hot pass is needed, and the gradient's
+  softmax weights fold into x's D1 columns instead of e's C. These [P, M, C] passes are the
+  cost of an L-BFGS iteration.
+  """
+  # x's last column is ones: adding the mask to the intercept row adds it to every logit.
+  z = jnp.einsum('pmd,pdc->pmc', x, theta.at[:, -1, :].add(logit_mask))
+  zmax = jnp.max(z, axis=-1)
+  e = jnp.exp(z - zmax[..., None])
+  s = jnp.sum(e, axis=-1)
+  f = jnp.sum(wn * (zmax + jnp.log(s)), axis=1) - jnp.sum(theta * label_term, axis=(1, 2))
+  return f, jnp.einsum('pmd,pmc->pdc', x * (wn / s)[..., None], e) - label_term
 
 
 @functools.partial(jax.jit, static_argnames=('max_iter', 'memory'))
@@ -111,6 +122,13 @@ def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, 
   when the largest gradient entry of the weight-normalised objective is at most `tol` or after
   `max_iter` function evaluations (or when the line search stalls). Problems move on
   independently, so one slow fit holds up only the batch's end, not every penalty's.
+
+  One departure from sklearn: a fit's first step (from the previous penalty's solution) is along
+  the secant of the path, the previous solution minus the one before it (the path's linear
+  extrapolation in log C when the Cs are log-spaced), when that is a descent direction; else
+  steepest descent. It does not change a converged solution (the problems are strictly convex), but
+  the path's weakly penalised fits then need a half to a tenth of the evaluations, and some of
+  those that sklearn stops at its iteration cap converge.
 
   Args:
     x: [P, M, D + 1] inputs with a final column of ones (the intercept).
@@ -132,6 +150,7 @@ def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, 
   freem = jnp.broadcast_to(free[:, None, :], theta0.shape).astype(x.dtype)
   pen = freem * (jnp.arange(d1) < d1 - 1)[None, :, None]
   rows = jnp.arange(p)
+  label_term = _label_term(x, y, wn, c)
 
   def total(fd, gd, theta, lam):
     f = fd + 0.5 * lam * jnp.sum(pen * theta**2, axis=(1, 2))
@@ -159,7 +178,7 @@ def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, 
     return -r
 
   theta0 = theta0 * freem
-  fd0, gd0 = _data_loss_grad(theta0, x, y, wn, logit_mask)
+  fd0, gd0 = _data_loss_grad(theta0, x, wn, label_term, logit_mask)
   _, g0 = total(fd0, gd0, theta0, l2n[:, 0])
   zeros_hist = jnp.zeros((memory, p, d1, c), x.dtype)
   state = dict(
@@ -177,7 +196,7 @@ def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, 
     f, g = total(st['fd'], st['gd'], st['theta'], lam)
     at_opt = jnp.max(jnp.abs(g), axis=(1, 2)) <= tol
     trial = st['theta'] + st['step'][:, None, None] * st['d']
-    fd_t, gd_t = _data_loss_grad(trial, x, y, wn, logit_mask)
+    fd_t, gd_t = _data_loss_grad(trial, x, wn, label_term, logit_mask)
     f_t, g_t = total(fd_t, gd_t, trial, lam)
     slope = vdot(g, st['d'])
     # Armijo's condition, or a non-positive slope at the trial point: the objective is convex, so
@@ -221,8 +240,10 @@ def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, 
     # The next penalty starts afresh (new memory, steepest descent) from this solution.
     k = st['k'] + finished.astype(jnp.int32)
     _, g_next = total(fd, gd, theta, l2n[rows, jnp.minimum(k, steps - 1)])
-    d = jnp.where(f3, -g_next, d)
-    step = jnp.where(finished, first_step(g_next), step)
+    secant = theta - out[rows, jnp.maximum(k_cur - 1, 0)]
+    use_secant = (k_cur >= 1) & (vdot(secant, g_next) < 0)
+    d = jnp.where(f3, jnp.where(use_secant[:, None, None], secant, -g_next), d)
+    step = jnp.where(finished, jnp.where(use_secant, 1.0, first_step(g_next)), step)
     rho = rho * (~finished)[None, :]
     gamma = jnp.where(finished, 1.0, gamma)
     return dict(theta=theta, fd=fd, gd=gd, d=d, step=step, s=s_hist, y=y_hist, rho=rho,

@@ -16,7 +16,12 @@ two study configs:
   absorbs). Penalised problems are strictly convex, so converged fits agree with sklearn's up to
   the tolerance; fits that hit the iteration cap (weak penalties on nearly separable factors)
   stop at nearby, not identical, points (float32, an Armijo backtracking line search instead of
-  scipy's Wolfe search, and function evaluations counted as iterations).
+  scipy's Wolfe search, function evaluations counted as iterations, and a first step along the
+  path's secant, which converges some of the fits that sklearn stops at the cap). On the bench
+  data (dSprites factor sizes) mean test accuracies match sklearn's within 0.003 at 10 to 2,000
+  labels; train accuracies too, except at 100 labels, where the 32-class factors (80 rows per
+  fold) are separable, held-out accuracies tie across Cs, and the chosen C (and with it the
+  training fit) flips on small differences: both here and before the secant step.
 - `'boosted'`: sklearn's `GradientBoostingClassifier()` defaults, fitted by
   `disentangle_jax.metrics.gbt` (all factors together, splits on 128 quantile bins).
 
