@@ -79,3 +79,34 @@ def test_degenerate_inputs():
   assert not out['active_latents'][3] and np.all(out['nmi'][1] == 0)
   with pytest.raises(ValueError):
     infomec.infomec(z, np.zeros_like(f))
+
+
+def _knn_mutual_info_brute(z, f, k=10):
+  """The estimator's definition, point by point (sklearn uses brute-force distances for small
+  classes, which round differently, so small classes are checked against this instead)."""
+  import scipy.special
+  counts = np.bincount(f)[f]
+  keep = counts > 1
+  ks, ms = [], []
+  for p in np.nonzero(keep)[0]:
+    same = np.nonzero((f == f[p]) & (np.arange(len(f)) != p))[0]
+    kp = min(k, len(same))
+    radius = np.nextafter(np.sort(np.abs(z[same] - z[p]))[kp - 1], 0)
+    ms.append(np.sum(((z[keep] - z[p]) ** 2) <= radius * radius))
+    ks.append(kp)
+  psi = scipy.special.digamma
+  mi = psi(keep.sum()) + psi(ks).mean() - psi(counts[keep]).mean() - psi(ms).mean()
+  return max(mi, 0.0)
+
+
+def test_knn_mutual_info_small_classes():
+  # Classes of 1 (dropped), 2-10 (k < 10: the whole class is the neighbourhood) and over 10 points.
+  rng = np.random.default_rng(7)
+  f = np.repeat(np.arange(7), [1, 2, 5, 9, 10, 11, 30])[:, None]
+  z = f + rng.normal(0, 2.0, (len(f), 2))
+  z[:, 1] = np.round(z[:, 1])  # ties
+  zj = infomec.sklearn_jitter(z, 0)
+  ours = infomec.knn_mutual_info(zj, f)
+  for j in range(2):
+    assert abs(ours[0, j] - _knn_mutual_info_brute(zj[:, j], f[:, 0])) < 1e-12, j
+  assert ours[0, 0] > 0.1

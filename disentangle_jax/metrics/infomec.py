@@ -16,12 +16,14 @@ Exactly as methods.md §6.9b (the authors' `disentangle/metrics/infomec.py`):
    multinomial logistic regression on all codes (standardised jointly), L0 = log(#classes).
 
 The kNN estimator is vectorised over all (code, factor) pairs: in one dimension the k nearest
-same-class neighbours of a point are among its k predecessors and k successors in its class's
-sorted order (the k-th distance is a merge of the two sorted distance lists), and the count within
-the radius is two binary searches in the code's sorted order. The comparisons use the same float
-operations as scikit-learn's KD-tree (squared differences against the squared radius), so the MI
-equals `mutual_info_classif` given the same jitter (`random_state`) while every class has more than
-2k = 20 points (scikit-learn switches to brute-force distances, which round differently, below).
+same-class neighbours of a point fill a window of k + 1 consecutive places in its class's sorted
+order (the k-th distance is the least window span around the point), and the count within the
+radius is two binary searches in the code's sorted order, each end then stepped to where the
+exact test flips. The comparisons use the same float operations as scikit-learn's KD-tree (squared
+differences against the squared radius), so the MI equals `mutual_info_classif` given the same
+jitter (`random_state`) while every class has more than 2k = 20 points (scikit-learn switches to
+brute-force distances, which round differently, below; the tests check small classes against the
+definition computed point by point).
 InfoE's logistic regressions are solved in JAX (`_logistic`), 100 L-BFGS iterations like the
 reference's sklearn call; unpenalised fits on separable codes never converge, so InfoE depends on
 where either optimiser stops (about 1e-3).
@@ -41,14 +43,32 @@ from disentangle_jax.metrics import _logistic
 from disentangle_jax.metrics._common import check_codes, check_factors, label_encode
 
 
-def _bisect(count_fn, lo, hi, steps):
-  """Largest n in [lo, hi] such that count_fn(i) is True for all i < n (count_fn monotone)."""
-  for _ in range(steps):
-    mid = (lo + hi + 1) // 2
-    ok = count_fn(mid - 1) & (mid > lo)
-    lo = np.where(ok, mid, lo)
-    hi = np.where(ok, hi, mid - 1)
-  return lo
+def _count_within(xa, xv, p_all, radius, r2):
+  """Per point: how many values of its row of `xa` lie within the radius, the test being
+  scikit-learn's squared difference <= squared radius.
+
+  xa: [R, N] sorted rows; xv, p_all, radius, r2: [R, N] each point's value, its position in `xa`
+  and its radius. Binary searches on xv -/+ radius land within a few places of where the squared
+  test flips (it rounds differently); the ends then step to the exact boundary.
+  """
+  rows, n = xa.shape
+  right = np.stack([np.searchsorted(xa[i], xv[i] + radius[i], side='right') for i in range(rows)])
+  left = np.stack([np.searchsorted(xa[i], xv[i] - radius[i], side='left') for i in range(rows)])
+
+  def inside(i):
+    diff = np.take_along_axis(xa, np.clip(i, 0, n - 1), -1) - xv
+    return (diff * diff <= r2) & (i >= 0) & (i < n)
+
+  # right: first place past the point that is outside; left: last place before it that is inside.
+  right, left = np.maximum(right, p_all + 1), np.minimum(left, p_all)
+  for _ in range(n):
+    grow_r, shrink_r = inside(right), ~inside(right - 1) & (right - 1 > p_all)
+    grow_l, shrink_l = inside(left - 1), ~inside(left) & (left < p_all)
+    if not (grow_r.any() or shrink_r.any() or grow_l.any() or shrink_l.any()):
+      break
+    right = right + grow_r - shrink_r
+    left = left - grow_l + shrink_l
+  return right - left
 
 
 def knn_mutual_info(codes: np.ndarray, labels: np.ndarray, *, n_neighbors: int = 10) -> np.ndarray:
@@ -64,15 +84,20 @@ def knn_mutual_info(codes: np.ndarray, labels: np.ndarray, *, n_neighbors: int =
   """
   n, d = codes.shape
   k_factors = labels.shape[1]
-  steps = int(np.ceil(np.log2(n + 1))) + 1
   x = np.broadcast_to(codes.T[None], (k_factors, d, n))  # [K, D, N]
   y = np.broadcast_to(labels.T[:, None, :], (k_factors, d, n))
   counts = np.stack([np.bincount(labels[:, i], minlength=labels.max() + 1)[labels[:, i]]
                      for i in range(k_factors)])  # [K, N] class size of each point
   counts = np.broadcast_to(counts[:, None, :], (k_factors, d, n))
   keep = counts > 1
-  # Same-class neighbours: sort by (class, value); a class is a contiguous segment.
-  order = np.lexsort((x, y), axis=-1)
+  # Same-class neighbours: sort by (class, value); a class is a contiguous segment. One value sort
+  # per code, then per factor a stable sort of the (small-integer) classes in that order.
+  order_x = np.argsort(codes.T, axis=-1, kind='stable')  # [D, N]
+  label_type = np.int16 if labels.max() < 2**15 else np.int64
+  order = np.stack([
+    np.take_along_axis(order_x, np.argsort(labels[order_x, i].astype(label_type), axis=-1,
+                                           kind='stable'), -1)
+    for i in range(k_factors)])
   xs = np.take_along_axis(x, order, axis=-1)
   ys = np.take_along_axis(y, order, axis=-1)
   cs = np.take_along_axis(counts, order, axis=-1)
@@ -82,52 +107,40 @@ def knn_mutual_info(codes: np.ndarray, labels: np.ndarray, *, n_neighbors: int =
              pos, 0), axis=-1)
   seg_end = seg_start + cs  # exclusive
   k = np.minimum(n_neighbors, cs - 1)  # per point; 0 for singletons
-  offsets = np.arange(n_neighbors + 1)
-  left_idx = pos[..., None] - offsets
-  right_idx = pos[..., None] + offsets
-  left_ok = left_idx >= seg_start[..., None]  # [K, D, N, k + 1]
-  right_ok = right_idx < seg_end[..., None]
-
-  def gather(idx):  # xs at [..., N, k + 1] indices
-    idx = np.broadcast_to(np.clip(idx, 0, n - 1), left_ok.shape).reshape(k_factors, d, -1)
-    return np.take_along_axis(xs, idx, -1).reshape(left_ok.shape)
-
-  left_d = np.where(left_ok, xs[..., None] - gather(left_idx), np.inf)
-  right_d = np.where(right_ok, gather(right_idx) - xs[..., None], np.inf)
-  left_d[..., 0] = right_d[..., 0] = -np.inf
-  # k-th smallest of the two ascending lists: min over t of max(L_t, R_{k-t}), t = 0..k.
-  t = offsets
-  r_take = np.clip(k[..., None] - t, 0, n_neighbors)
-  cand = np.maximum(left_d, np.take_along_axis(right_d, r_take, -1))
-  cand = np.where(t <= k[..., None], cand, np.inf)
-  kth = cand.min(-1)
+  # The k nearest same-class neighbours of a point fill a window of k + 1 consecutive places
+  # [a, a + k] around it within its class, so the k-th distance is the least, over the windows
+  # that hold the point, of max(x_p - x_a, x_{a+k} - x_p): with k = n_neighbors these are the
+  # sliding windows, and a class of at most k points has one window, the whole class.
+  kk = n_neighbors
+  pad = np.full(xs.shape[:-1] + (kk,), np.nan)
+  lo = np.concatenate([pad, xs], -1)  # place j holds window a = j - kk
+  hi = np.concatenate([pad, xs[..., kk:], pad[..., :min(kk, n)]], -1)[..., :n + kk]
+  same = np.concatenate([np.zeros(pad.shape, bool), ys[..., kk:] == ys[..., :-kk] if n > kk
+                         else np.zeros(xs.shape[:-1] + (0,), bool), np.zeros(pad.shape, bool)],
+                        -1)[..., :n + kk]
+  windows = lambda a: np.lib.stride_tricks.sliding_window_view(a, kk + 1, axis=-1)  # noqa: E731
+  cand = np.where(windows(same), np.maximum(xs[..., None] - windows(lo), windows(hi) - xs[..., None]),
+                  np.inf)
+  whole_class = np.maximum(xs - np.take_along_axis(xs, seg_start, -1),
+                           np.take_along_axis(xs, seg_end - 1, -1) - xs)
+  kth = np.where(k == kk, cand.min(-1), whole_class)
   valid = cs > 1  # non-singleton points, in class-sorted order
   # scikit-learn: radius just inside the k-th distance, compared as squared distances (KD-tree).
   radius = np.nextafter(np.where(valid, kth, 0.0), 0)
   r2 = radius * radius
   # Points of any (non-singleton) class within the radius, in each code's full sorted order.
   x_all = np.where(keep, x, np.inf)
-  order_all = np.argsort(x_all, axis=-1, kind='stable')
+  order_all = np.stack([
+    order_x if keep[i, 0].all() else np.argsort(x_all[i], axis=-1, kind='stable')
+    for i in range(k_factors)])
   xa = np.take_along_axis(x_all, order_all, axis=-1)
   # Position in xa of each point (class-sorted order -> value-sorted order).
   rank = np.empty_like(order_all)
   np.put_along_axis(rank, order_all, pos, axis=-1)
   p_all = np.take_along_axis(rank, order, axis=-1)  # [K, D, N] aligned with xs
-  xv = xs
 
-  def within_right(i):
-    v = np.take_along_axis(xa, np.clip(i, 0, n - 1), -1)
-    diff = v - xv
-    return diff * diff <= r2
-
-  def within_left(i):  # i counts leftwards from the point: index p_all - i
-    v = np.take_along_axis(xa, np.clip(p_all - i, 0, n - 1), -1)
-    diff = xv - v
-    return (diff * diff <= r2) & (p_all - i >= 0)
-
-  right_end = _bisect(within_right, p_all, np.full_like(p_all, n), steps)
-  left_len = _bisect(within_left, np.zeros_like(p_all), p_all + 1, steps)
-  m = (right_end - p_all) + left_len - 1
+  m = _count_within(xa.reshape(-1, n), xs.reshape(-1, n), p_all.reshape(-1, n),
+                    radius.reshape(-1, n), r2.reshape(-1, n)).reshape(p_all.shape)
   num = valid.sum(-1)  # [K, D]
   with np.errstate(invalid='ignore', divide='ignore'):
     mean = lambda a: np.where(valid, a, 0.0).sum(-1) / np.maximum(num, 1)  # noqa: E731
