@@ -90,6 +90,20 @@ def test_fits_are_memoised_by_content():
   np.testing.assert_array_equal(fresh.leaf_values, first.leaf_values)
 
 
+def test_dci_fit_is_shared_with_the_boosted_downstream_task(monkeypatch):
+  # The downstream task fits smaller sizes before its largest; DCI's fit must outlive them.
+  from disentangle_jax.metrics import downstream
+
+  xtr, ftr, xte, fte = data.train_test(400, 50, SIZES, noise=0.1)
+  gbt.clear_fit_cache()
+  dci.dci(xtr, ftr, xte, fte)
+  sizes = []
+  real_fit = gbt._fit_gbt
+  monkeypatch.setattr(gbt, '_fit_gbt', lambda x, y, **k: sizes.append(len(x)) or real_fit(x, y, **k))
+  downstream.downstream_task(xtr, ftr, xte, fte, predictor='boosted', num_train=(10, 50, 400))
+  assert sizes == [10, 50]
+
+
 def test_boosted_trees_agree_with_sklearn():
   xtr, ftr, xte, fte = data.train_test(1000, 500, SIZES, noise=0.05, extra_dims=2)
   model = gbt.fit_gbt(xtr, ftr)

@@ -368,7 +368,9 @@ def _fit(xb, y, init, newton_scale, learning_rate, *, groups, num_bins, num_stag
 
 
 _FIT_CACHE: collections.OrderedDict = collections.OrderedDict()
-_FIT_CACHE_SIZE = 2
+# Enough for DCI's fit to survive the boosted downstream task's four sizes (an ensemble is a few
+# MB: its trees plus N training predictions).
+_FIT_CACHE_SIZE = 8
 
 
 def clear_fit_cache() -> None:
@@ -393,7 +395,7 @@ def fit_gbt(
 ) -> GBTEnsemble:
   """Fits one boosted-tree classifier per label column, all columns at once.
 
-  The fit is a deterministic function of its arguments, so the last two fits are memoised by the
+  The fit is a deterministic function of its arguments, so the last eight fits are memoised by the
   contents of `x` and `labels`: DCI, the boosted downstream task (at its largest size) and
   fairness on the same training sample share one fit. Treat the returned ensemble as read-only.
 
