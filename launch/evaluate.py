@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from disentangle_jax import metrics as metrics_lib  # noqa: E402
 from disentangle_jax import reports  # noqa: E402
+from disentangle_jax.training import compilation_cache  # noqa: E402
 
 _WORKDIRS = flags.DEFINE_multi_string('workdir', None, 'Run directories to evaluate.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step (default: the newest of each run).')
@@ -37,6 +38,7 @@ _SETTINGS = flags.DEFINE_string(
     '\'{"dci": {"importance": "lasso"}}\'.',
 )
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where comparison tables go.')
+_COMPILATION_CACHE = compilation_cache.define_flag()
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -46,6 +48,7 @@ def main(argv):
   unknown = sorted(set(_METRICS.value) - set(metrics_lib.available()))
   if unknown:
     raise app.UsageError(f'unknown metrics {unknown}; known: {metrics_lib.available()}')
+  compilation_cache.enable(_COMPILATION_CACHE.value)
   settings = json.loads(_SETTINGS.value) if _SETTINGS.value else {}
   for name in _METRICS.value:
     if metrics_lib.get_metric(name).inputs == 'ground_truth':

@@ -20,6 +20,8 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from disentangle_jax.training import compilation_cache  # noqa: E402 - imports no JAX
+
 
 def _env_int(name):
   value = os.environ.get(name)
@@ -42,6 +44,7 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer(
     'process_id', _env_int('JAX_PROCESS_ID'), 'This process (None: auto-detect).'
 )
+_COMPILATION_CACHE = compilation_cache.define_flag()
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -65,6 +68,7 @@ def main(argv):
         coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
         process_id=_PROCESS_ID.value,
     )
+  compilation_cache.enable(_COMPILATION_CACHE.value)
   from disentangle_jax.training.train import train_and_evaluate  # noqa: PLC0415
 
   logging.info(

@@ -51,7 +51,7 @@ def test_two_processes_train_and_checkpoint(tmp_path, tfds_data_dir):
     cmd = [sys.executable, train_util.MAIN, f'--config={CONFIG}', f'--workdir={workdir}', *flags,
            '--distributed', f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
            f'--process_id={pid}']
-    env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
+    env = train_util.subprocess_env()
     procs.append(subprocess.Popen(cmd, env=env, cwd=train_util.ROOT, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True))
   outputs = []

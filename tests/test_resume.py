@@ -33,7 +33,7 @@ def test_sigkill_then_rerun_is_bit_identical(tmp_path, tfds_data_dir):
   interrupted = str(tmp_path / 'interrupted')
   kill_after = random.Random().choice([3, 6, 9])
   cmd = [sys.executable, train_util.MAIN, f'--config={CONFIG}', f'--workdir={interrupted}', *flags]
-  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
+  env = train_util.subprocess_env()
   proc = subprocess.Popen(cmd, env=env, cwd=train_util.ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   deadline = time.time() + 300

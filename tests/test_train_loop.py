@@ -117,12 +117,14 @@ def test_evaluate_writes_metrics_tables_and_heatmaps(tmp_path, tfds_data_dir):
         f'{CONFIG},seed={seed}', workdir, train_util.tiny_flags(tfds_data_dir, steps=2)
     )
   out = str(tmp_path / 'comparison')
+  cache = tmp_path / 'cache'
   result = train_util.run_script(
       'launch/evaluate.py', [f'--workdir={w}' for w in runs] + [
           '--metrics=mig,unsupervised,factorvae', '--num_train=300', '--num_test=100',
-          '--num_votes=20', f'--output_dir={out}',
-      ],
+          '--num_votes=20', f'--output_dir={out}', f'--compilation_cache={cache}',
+      ], env={'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0'},
   )
+  assert os.listdir(cache)  # compiled programs were kept for the next run
   for workdir in runs:
     with open(os.path.join(workdir, 'metrics_2.json')) as f:
       payload = json.load(f)

@@ -3,11 +3,20 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(ROOT, 'launch', 'main.py')
+# One compilation cache for every test subprocess, outside the home directory.
+CACHE = os.path.join(tempfile.gettempdir(), 'disentangle_jax_test_compilation_cache')
+
+
+def subprocess_env(extra=None):
+  """The environment of the tests' launch/ subprocesses: CPU, quiet TF, the shared cache."""
+  return {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '3',
+          'DISENTANGLE_JAX_COMPILATION_CACHE': CACHE, **(extra or {})}
 
 
 def tiny_flags(data_dir: str, *, steps: int = 8, batch_size: int = 8, evaluate: bool = False) -> list[str]:
@@ -28,10 +37,9 @@ def tiny_flags(data_dir: str, *, steps: int = 8, batch_size: int = 8, evaluate: 
 
 def run_main(config: str, workdir: str, flags=(), *, env=None, timeout=600, check=True):
   """Runs one training process; returns the CompletedProcess (stdout and stderr captured)."""
-  full_env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '3', **(env or {})}
   cmd = [sys.executable, MAIN, f'--config={config}', f'--workdir={workdir}', *flags]
   result = subprocess.run(
-      cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+      cmd, env=subprocess_env(env), capture_output=True, text=True, timeout=timeout, cwd=ROOT
   )
   if check and result.returncode != 0:
     raise AssertionError(
@@ -41,11 +49,11 @@ def run_main(config: str, workdir: str, flags=(), *, env=None, timeout=600, chec
   return result
 
 
-def run_script(script: str, args=(), *, timeout=600):
+def run_script(script: str, args=(), *, env=None, timeout=600):
   """Runs another launch/ script the same way; raises with its output if it fails."""
-  env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '3'}
   cmd = [sys.executable, os.path.join(ROOT, script), *args]
-  result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+  result = subprocess.run(cmd, env=subprocess_env(env), capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
   if result.returncode != 0:
     raise AssertionError(f'{" ".join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}')
   return result
