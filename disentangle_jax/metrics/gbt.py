@@ -436,8 +436,9 @@ def _fit_gbt(x, labels, *, num_stages, learning_rate, num_bins, precision) -> GB
   n, d = x.shape
   edges = quantile_bin_edges(x, num_bins)
   xb = apply_bins(x, edges)
-  # A fixed bin count (not the data's) so that fits of the same size share one compilation.
-  width = num_bins
+  # A bin count set by the sample count (never more bins than samples), not by the data, so that
+  # fits of the same size share one compilation; small fits search far fewer bins.
+  width = min(num_bins, 1 << max(3, (n - 1).bit_length()))
   tree_factor = layout.tree_factor()
   tree_class = layout.tree_class()
   num_trees = layout.num_trees
