@@ -9,6 +9,7 @@ compiler flags, so a stale entry is never used.
 
 from __future__ import annotations
 
+import logging
 import os
 
 DEFAULT_DIR = os.path.join(
@@ -41,6 +42,10 @@ def enable(path: str | None) -> str | None:
 
   if path:
     path = os.path.abspath(os.path.expanduser(path))
-    os.makedirs(path, exist_ok=True)
+    try:
+      os.makedirs(path, exist_ok=True)
+    except OSError as error:  # a read-only home, say: run without the cache, not fail
+      logging.warning('no compilation cache: cannot create %s (%s)', path, error)
+      return jax.config.jax_compilation_cache_dir
     jax.config.update('jax_compilation_cache_dir', path)
   return jax.config.jax_compilation_cache_dir
