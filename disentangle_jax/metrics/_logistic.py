@@ -45,6 +45,15 @@ def class_masks(sizes, width: int):
   return valid, free, np.where(valid, 0.0, -1e30).astype(np.float32)
 
 
+def design(x: np.ndarray, mu: np.ndarray) -> np.ndarray:
+  """[N, D] inputs -> [N, D + 1] float32: centred by `mu`, then a column of ones (the intercept).
+
+  Centring is an exact reparametrisation (the unpenalised intercept absorbs the shift), and it
+  conditions L-BFGS better: fewer iterations for the same minimisers.
+  """
+  return np.concatenate([x - mu, np.ones((len(x), 1))], 1).astype(np.float32)
+
+
 def fit_per_factor(
   x: np.ndarray,
   labels: np.ndarray,
@@ -78,9 +87,8 @@ def fit_per_factor(
     weights = np.stack([balanced_weights(labels[:, j], sizes[j]) for j in range(k)])
   else:
     weights = np.ones((k, n))
-  # Centred inputs (the intercept absorbs the shift) condition L-BFGS better; b undoes it below.
   mu = x.mean(0)
-  xa = np.concatenate([x - mu, np.ones((n, 1))], 1).astype(np.float32)
+  xa = design(x, mu)  # b undoes the centring below
   theta, _ = fit_path(
     jnp.asarray(np.broadcast_to(xa[None], (k, n, d + 1))), jnp.asarray(labels.T, jnp.int32),
     jnp.asarray(weights, jnp.float32), jnp.asarray(valid), jnp.asarray(free),

@@ -149,14 +149,8 @@ def _logistic_cv_predict(x_train, labels, sizes, x_eval, groups, *, cs=CS, num_f
   Returns one [len(cols), m] array per array in x_eval, cols = the grouped columns in order.
   """
   n = x_train.shape[0]
-  # Centred inputs (the intercept absorbs the shift; the penalty is unchanged) condition the
-  # fits better: fewer L-BFGS iterations for the same minimisers.
   mu = x_train.mean(0)
-
-  def prep(a):  # centred inputs and a column of ones
-    return np.concatenate([a - mu, np.ones((len(a), 1))], 1).astype(np.float32)
-
-  xa = prep(x_train)
+  xa = _logistic.design(x_train, mu)
   cols = [f for group in groups for f in group]
   width = max(2, max(sizes[f] for f in cols))
   best, init = [], np.zeros((len(cols), xa.shape[1], width), np.float32)
@@ -172,7 +166,8 @@ def _logistic_cv_predict(x_train, labels, sizes, x_eval, groups, *, cs=CS, num_f
     jnp.asarray(labels[:, cols].T, jnp.int32), jnp.ones((len(cols), n), jnp.float32),
     jnp.asarray(valid), jnp.asarray(free), jnp.asarray(1.0 / cs[best][:, None], jnp.float32),
     jnp.asarray(init), max_iter=max_iter)
-  return [np.asarray(_predict(jnp.asarray(prep(xe)), refit[:, 0], jnp.asarray(logit_mask)))
+  return [np.asarray(_predict(jnp.asarray(_logistic.design(xe, mu)), refit[:, 0],
+                              jnp.asarray(logit_mask)))
           for xe in x_eval]
 
 

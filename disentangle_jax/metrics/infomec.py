@@ -113,11 +113,11 @@ def knn_mutual_info(codes: np.ndarray, labels: np.ndarray, *, n_neighbors: int =
   # sliding windows, and a class of at most k points has one window, the whole class.
   kk = n_neighbors
   pad = np.full(xs.shape[:-1] + (kk,), np.nan)
-  lo = np.concatenate([pad, xs], -1)  # place j holds window a = j - kk
-  hi = np.concatenate([pad, xs[..., kk:], pad[..., :min(kk, n)]], -1)[..., :n + kk]
-  same = np.concatenate([np.zeros(pad.shape, bool), ys[..., kk:] == ys[..., :-kk] if n > kk
-                         else np.zeros(xs.shape[:-1] + (0,), bool), np.zeros(pad.shape, bool)],
-                        -1)[..., :n + kk]
+  no_class = np.full(pad.shape, -1)  # labels are >= 0, so a window reaching past the ends is out
+  # Place j holds the window [a, a + kk] with a = j - kk: its ends' values and whether both ends
+  # (so the whole window, classes being contiguous) are of one class.
+  lo, hi = np.concatenate([pad, xs], -1), np.concatenate([xs, pad], -1)
+  same = np.concatenate([no_class, ys], -1) == np.concatenate([ys, no_class - 1], -1)
   windows = lambda a: np.lib.stride_tricks.sliding_window_view(a, kk + 1, axis=-1)  # noqa: E731
   cand = np.where(windows(same), np.maximum(xs[..., None] - windows(lo), windows(hi) - xs[..., None]),
                   np.inf)
