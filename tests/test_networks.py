@@ -98,16 +98,88 @@ def test_dcgan_sprites_layers():
   assert set(variables['batch_stats']) == {f'BatchNorm_{i}' for i in range(4)}
 
 
-def test_alexnet_bn_classifier():
-  net = networks.get_network('alexnet_bn', num_outputs=5)
-  out, variables = shapes(net, image(60, 9))
-  assert out == (2, 5)
+@pytest.mark.parametrize('size', [60, 64])
+def test_alexnet_bn_classifier(size):
+  """Three RGB images stacked along channels in, one logit per chunk out (8 chunks)."""
+  net = networks.get_network('alexnet_bn', num_outputs=8)
+  out, variables = shapes(net, image(size, 9))
+  assert out == (2, 8)
   p = variables['params']
+  assert p['Conv_0']['kernel'].shape == (8, 8, 9, 96)
   assert p['Conv_1']['kernel'].shape == (5, 5, 48, 256)  # two groups of 48 input channels
   assert p['Conv_4']['kernel'].shape == (3, 3, 192, 256)
-  assert p['Dense_0']['kernel'].shape == (2 * 2 * 256, 4096)
-  with pytest.raises(ValueError, match='60'):
+  assert p['Dense_0']['kernel'].shape == (2 * 2 * 256, 4096)  # 2×2 maps at 60 and 64 px
+  assert p['Dense_2']['kernel'].shape == (4096, 8)
+  assert set(variables['batch_stats']) == {f'BatchNorm_{i}' for i in range(5)}
+  with pytest.raises(ValueError, match='alexnet_bn_small'):
     shapes(net, image(32, 9))
+
+
+@pytest.mark.parametrize('size,last_map', [(28, 2), (32, 3)])
+def test_alexnet_bn_small_classifier(size, last_map):
+  net = networks.get_network('alexnet_bn_small', num_outputs=8, conv_impl='xla')
+  (out, state), variables = shapes(net, image(size, 3), train=True, mutable=['batch_stats'])
+  assert out == (2, 8)
+  p = variables['params']
+  assert [p[f'Conv_{i}']['kernel'].shape for i in range(5)] == [
+      (5, 5, 3, 64), (5, 5, 32, 128), (3, 3, 128, 192), (3, 3, 96, 192), (3, 3, 96, 128)]
+  assert p['Dense_0']['kernel'].shape == (last_map * last_map * 128, 1024)
+  assert set(state['batch_stats']) == {f'BatchNorm_{i}' for i in range(5)}
+  with pytest.raises(ValueError, match='16'):
+    shapes(net, image(12, 3))
+
+
+def test_alexnet_bn_classifier_runs_and_sees_every_input_image():
+  """Real values at 32 px: the logits depend on each of the three stacked images."""
+  net = networks.get_network('alexnet_bn_small', num_outputs=4, dense_features=16,
+                             conv_impl='xla')
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 9)), jnp.float32)
+  v = jax.jit(net.init)(KEY, x)
+  apply = jax.jit(lambda v, x: net.apply(v, x, train=True, mutable=['batch_stats'])[0])
+  base = apply(v, x)
+  assert base.shape == (2, 4) and np.all(np.isfinite(base))
+  for image_index in range(3):
+    changed = x.at[..., 3 * image_index:3 * image_index + 3].set(0.0)
+    assert not np.allclose(apply(v, changed), base)
+
+
+def test_dcgan_celeba_layers():
+  """64×64: the Sprites pattern with one stride-2 level per halving."""
+  _, variables = shapes(networks.get_encoder('dcgan', num_outputs=512), image(64, 3))
+  p = variables['params']
+  assert [p[f'Conv_{i}']['kernel'].shape for i in range(5)] == [
+      (4, 4, 3, 64), (4, 4, 64, 128), (4, 4, 128, 256), (2, 2, 256, 512), (2, 2, 512, 512)]
+  assert p['Dense_0']['kernel'].shape == (2 * 2 * 512, 512)
+  _, variables = shapes(networks.get_decoder('dcgan', output_shape=(64, 64, 3)), codes(512))
+  p = variables['params']
+  assert [p[f'ConvTranspose_{i}']['kernel'].shape for i in range(5)] == [
+      (4, 4, 512, 512), (3, 3, 512, 512), (4, 4, 512, 256), (4, 4, 256, 128), (4, 4, 128, 3)]
+  _, variables = shapes(networks.get_network('dcgan_discriminator'), image(64, 3))
+  assert variables['params']['Dense_0']['kernel'].shape == (8 * 8 * 512, 1)
+
+
+@pytest.mark.parametrize('size', [60, 64])
+def test_dcgan_intermediate_map_sizes(size):
+  """The decoder's maps climb the encoder's ladder (60: 4, 8, 15, 30, 60; 64: 4, 8, … 64)."""
+  dec = networks.get_decoder('dcgan', output_shape=(size, size, 3), top_features=8,
+                             bottom_features=4, conv_impl='xla')
+  z = jnp.zeros((1, 6))
+  v = jax.eval_shape(dec.init, KEY, z)
+  _, inter = jax.eval_shape(
+      lambda v, z: dec.apply(v, z, capture_intermediates=True, mutable=['intermediates']), v, z)
+  sides = [inter['intermediates'][f'ConvTranspose_{i}']['__call__'][0].shape[1] for i in range(5)]
+  assert sides == dcgan.size_ladder(size, 4)[::-1]
+
+
+def test_dcgan_decoder_output_is_pre_activation():
+  """The released code's tanh is left to the caller; `output_activation='tanh'` applies it."""
+  kw = dict(output_shape=(32, 32, 3), top_features=8, bottom_features=4, conv_impl='xla')
+  plain, tanh = networks.get_decoder('dcgan', **kw), networks.get_decoder(
+      'dcgan', output_activation='tanh', **kw)
+  z = jnp.asarray(np.random.default_rng(1).standard_normal((2, 16)) * 30, jnp.float32)
+  v = jax.jit(plain.init)(KEY, z)
+  raw = jax.jit(plain.apply)(v, z)
+  np.testing.assert_allclose(jax.jit(tanh.apply)(v, z), np.tanh(raw), rtol=1e-5, atol=1e-6)
 
 
 def test_mlp_discriminator():
@@ -197,7 +269,8 @@ def test_registry():
   names = networks.available()
   assert set(names['encoder']) >= {'conv', 'conv_k2', 'fc', 'dcgan'}
   assert set(names['decoder']) >= {'conv', 'conv_k2', 'fc', 'dcgan'}
-  assert set(names['network']) >= {'mlp_discriminator', 'dcgan_discriminator', 'alexnet_bn'}
+  assert set(names['network']) >= {'mlp_discriminator', 'dcgan_discriminator', 'alexnet_bn',
+                                   'alexnet_bn_small'}
   with pytest.raises(ValueError, match='unknown encoder'):
     networks.get_encoder('resnet', num_outputs=2)
   # conv_impl can be set once for every network, including those without convolutions

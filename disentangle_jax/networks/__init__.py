@@ -38,6 +38,7 @@ _NETWORKS: dict[str, Callable[..., nn.Module]] = {
     'mlp_discriminator': fc.MLPDiscriminator,
     'dcgan_discriminator': dcgan.DCGANDiscriminator,
     'alexnet_bn': alexnet.AlexNetBN,
+    'alexnet_bn_small': alexnet.AlexNetBNSmall,
 }
 _NO_CONV = (fc.FCEncoder, fc.FCDecoder, fc.MLPDiscriminator)
 
@@ -62,7 +63,8 @@ def get_decoder(name: str, **kwargs) -> nn.Module:
 
 
 def get_network(name: str, **kwargs) -> nn.Module:
-  """Another network: 'mlp_discriminator', 'dcgan_discriminator', 'alexnet_bn'."""
+  """Another network by name (see `available()['network']`), e.g. 'dcgan_discriminator',
+  'alexnet_bn' (≥ 60 px), 'alexnet_bn_small' (16–59 px); kwargs: num_outputs=, ..."""
   return _get(_NETWORKS, 'network', name, kwargs)
 
 

@@ -1,4 +1,5 @@
-"""The conv encoder and deconv decoder of the disentanglement benchmarks (dlib; methods.md §3.9).
+"""The conv encoder and deconv decoder of the disentanglement benchmarks (disentanglement_lib;
+Locatello et al., ICML 2019, appendix).
 
 Encoder: convs with 32, 32, 64, 64 channels, stride 2, 'SAME' padding, ReLU (4×4 kernels; 'conv_k2'
 uses 2×2 kernels from layer 3 on, the dlib default), then dense 256 ReLU and a dense head to

@@ -1,7 +1,10 @@
-"""The DCGAN-style networks of the mixing autoencoder (Hu et al. 2018; methods.md §1.5).
+"""The DCGAN-style networks of the mixing autoencoder (Hu, Szabó, Portenier, Favaro, Zwicker,
+"Disentangling Factors of Variation by Mixing Them", CVPR 2018; the released code's Sprites model).
 
 For 60×60 Sprites these are the released code's layers exactly; other sizes (28, 32, 64, 128 px)
-follow the same pattern with one stride-2 level per halving [DEFAULT]:
+follow the same pattern with one stride-2 level per halving (our choice; the paper does not give
+them). For 64×64 (CelebA) the encoder's maps are 32, 16, 8, 4, 2 (kernels 4, 4, 4, 2, 2), the
+decoder's 4, 8, 16, 32, 64 and the discriminator's 32, 16, 8, 8:
 
 * encoder: conv 4×4/2 with 64, 128, 256 channels, then 2×2/2 convs with 512, until the map is
   2×2; each conv → instance norm → LeakyReLU(0.2); flatten → dense(num_outputs). The features f
@@ -9,7 +12,9 @@ follow the same pattern with one stride-2 level per halving [DEFAULT]:
 * decoder: codes as a 1×1 map → transposed conv 4×4 VALID to 4×4×512, ReLU; then stride-2
   transposed convs (3×3 for the first, 4×4 after) up the encoder's size ladder (4, 8, 15, 30, 60
   for Sprites), 512, 256, 128 channels from the top, each → instance norm → ReLU; the last one to
-  C channels with no norm. Outputs are pre-activation (the objective applies tanh).
+  C channels with no norm. The released code ends with tanh (images in [−1, 1]); this decoder
+  returns the pre-activation output, and the objective applies tanh (or pass
+  `output_activation='tanh'`), so a loss can work on logits where it wants to.
 * discriminator: conv 3×3/2 with 64, 128, 256 channels until the map is at most 8×8, then a 1×1
   conv with 512; each → batch norm (decay 0.99, ε 1e-5, γ ~ N(1, 0.02)) → LeakyReLU(0.2);
   flatten → dense(num_outputs) logits.
@@ -80,7 +85,11 @@ class DCGANEncoder(nn.Module):
 
 
 class DCGANDecoder(nn.Module):
-  """Codes [B, Z] → pre-activation images of `output_shape` (H = W in 28, 32, 60, 64, 128)."""
+  """Codes [B, Z] → pre-activation images of `output_shape` (H = W in 28, 32, 60, 64, 128).
+
+  The released code's decoder applies tanh to these; here the caller does (`output_activation`
+  does it inside, for the callers that want images).
+  """
 
   output_shape: Sequence[int]
   top_features: int = 512

@@ -1,5 +1,5 @@
-"""Fully connected networks: the β-VAE paper's dSprites MLPs (methods.md §3.3) and the FactorVAE
-discriminator (§3.5)."""
+"""Fully connected networks: the β-VAE paper's dSprites MLPs (Higgins et al., ICLR 2017, appendix)
+and the FactorVAE discriminator (Kim & Mnih, ICML 2018, appendix)."""
 
 from __future__ import annotations
 
