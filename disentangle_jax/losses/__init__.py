@@ -96,3 +96,32 @@ __all__ = [
     'total_correlation',
     'vae_loss',
 ]
+
+# The mixing autoencoder (Hu et al. 2018).
+from disentangle_jax.losses.mixing import (  # noqa: E402
+    MixingPass,
+    chunk_classifier_loss,
+    chunk_origin_labels,
+    expand_chunk_mask,
+    gan_discriminator_loss,
+    gan_generator_loss,
+    mix_and_unmix,
+    mix_codes,
+    mixing_loss,
+    sample_chunk_mask,
+    unmix_codes,
+)
+
+__all__ += [
+    'MixingPass',
+    'chunk_classifier_loss',
+    'chunk_origin_labels',
+    'expand_chunk_mask',
+    'gan_discriminator_loss',
+    'gan_generator_loss',
+    'mix_and_unmix',
+    'mix_codes',
+    'mixing_loss',
+    'sample_chunk_mask',
+    'unmix_codes',
+]
