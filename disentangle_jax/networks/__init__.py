@@ -20,7 +20,7 @@ from typing import Callable
 
 import flax.linen as nn
 
-from disentangle_jax.networks import alexnet, conv, dcgan, fc
+from disentangle_jax.networks import alexnet, conv, dcgan, digits, fc
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {
     'conv': conv.ConvEncoder,
@@ -39,6 +39,7 @@ _NETWORKS: dict[str, Callable[..., nn.Module]] = {
     'dcgan_discriminator': dcgan.DCGANDiscriminator,
     'alexnet_bn': alexnet.AlexNetBN,
     'alexnet_bn_small': alexnet.AlexNetBNSmall,
+    'digits_convnet': digits.DigitsConvNet,
 }
 _NO_CONV = (fc.FCEncoder, fc.FCDecoder, fc.MLPDiscriminator)
 
