@@ -125,3 +125,8 @@ __all__ += [
     'sample_chunk_mask',
     'unmix_codes',
 ]
+
+# The PCA-like autoencoder (Ladjal, Newson, Pham 2019; Pham et al. 2022).
+from disentangle_jax.losses.pcaae import pcaae_covariance_loss  # noqa: E402
+
+__all__ += ['pcaae_covariance_loss']
