@@ -20,19 +20,21 @@ from typing import Callable
 
 import flax.linen as nn
 
-from disentangle_jax.networks import alexnet, conv, dcgan, digits, fc
+from disentangle_jax.networks import alexnet, conv, dcgan, digits, fc, mlp
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {
     'conv': conv.ConvEncoder,
     'conv_k2': functools.partial(conv.ConvEncoder, kernel_sizes=(4, 4, 2, 2, 2)),
     'fc': fc.FCEncoder,
     'dcgan': dcgan.DCGANEncoder,
+    **mlp.ENCODERS,
 }
 _DECODERS: dict[str, Callable[..., nn.Module]] = {
     'conv': conv.ConvDecoder,
     'conv_k2': conv.ConvDecoder,  # dlib's decoder has 4×4 kernels in both variants
     'fc': fc.FCDecoder,
     'dcgan': dcgan.DCGANDecoder,
+    **mlp.DECODERS,
 }
 _NETWORKS: dict[str, Callable[..., nn.Module]] = {
     'mlp_discriminator': fc.MLPDiscriminator,
@@ -41,7 +43,8 @@ _NETWORKS: dict[str, Callable[..., nn.Module]] = {
     'alexnet_bn_small': alexnet.AlexNetBNSmall,
     'digits_convnet': digits.DigitsConvNet,
 }
-_NO_CONV = (fc.FCEncoder, fc.FCDecoder, fc.MLPDiscriminator)
+_NO_CONV = (fc.FCEncoder, fc.FCDecoder, fc.MLPDiscriminator, mlp.FeatureMLPEncoder,
+            mlp.FeatureMLPDecoder)
 
 
 def _get(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:
@@ -54,12 +57,14 @@ def _get(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:
 
 
 def get_encoder(name: str, **kwargs) -> nn.Module:
-  """The encoder `name` ('conv', 'conv_k2', 'fc', 'dcgan'); kwargs: num_outputs=, ..."""
+  """The encoder `name` (see `available()`: 'conv', 'conv_k2', 'fc', 'dcgan', 'feature_mlp', ...);
+  kwargs: num_outputs=, ..."""
   return _get(_ENCODERS, 'encoder', name, kwargs)
 
 
 def get_decoder(name: str, **kwargs) -> nn.Module:
-  """The decoder `name` ('conv', 'conv_k2', 'fc', 'dcgan'); kwargs: output_shape=, ..."""
+  """The decoder `name` (see `available()`: 'conv', 'conv_k2', 'fc', 'dcgan', 'feature_mlp', ...);
+  kwargs: output_shape=, ..."""
   return _get(_DECODERS, 'decoder', name, kwargs)
 
 

@@ -86,7 +86,8 @@ class DigitsConvNet(nn.Module):
     ablate = dict(ablate or {})
     unknown = set(ablate) - set(LAYERS)
     if unknown:
-      raise ValueError(f'ablate names unknown layers {sorted(unknown)}; layers: {", ".join(LAYERS)}')
+      raise ValueError(f'ablate names unknown layers {sorted(unknown)}; layers: '
+                       f'{", ".join(LAYERS)}')
     activations = {}
     for i, name in enumerate(LAYERS):
       x = nn.relu(Conv(units[name], 3, 1, 'SAME', conv_impl=self.conv_impl, name=name)(x))
