@@ -206,3 +206,51 @@ def test_a_dataset_built_by_another_renderer_is_refused(disks_copy, monkeypatch)
   monkeypatch.setattr(renderer, 'render', lambda factors, **kw: 255 - render(factors, **kw))
   with pytest.raises(datasets.DatasetCorruptedError, match='older version.*Delete'):
     datasets.open_dataset('disks', builder_config='small', data_dir=disks_copy)
+
+
+# --- Sprites: splits over disjoint characters. ----------------------------------------------
+
+
+def test_sprites_splits_are_disjoint_characters_balanced_in_every_attribute():
+  sizes = procedural.num_examples('procedural_sprites')
+  assert sizes == {'train': 80_640, 'validation': 8_064, 'test': 8_064}
+  assert sum(sizes.values()) == 96_768
+  assert procedural.num_examples('procedural_sprites', 'small') == {
+      'train': 40_320, 'validation': 4_032, 'test': 4_032}
+  config = procedural.ProceduralSprites.builder_configs['full']
+  keys = procedural.ProceduralSprites.split_keys(config)
+  grid = gt_lib.RenderedGroundTruth('sprites')
+  characters = {}
+  for split, index in keys.items():
+    factors = grid.index_to_factors(index)
+    characters[split] = {tuple(f) for f in factors[:, :6].tolist()}
+    # Every character of a split comes in all 168 poses.
+    assert len(factors) == 168 * len(characters[split])
+    for k, size in enumerate(grid.factor_sizes[:6]):
+      counts = np.bincount(factors[:, k], minlength=size)
+      assert (counts == counts[0]).all(), (split, grid.factor_names[k], counts)
+  assert len(characters['test']) == len(characters['validation']) == 48
+  assert not characters['test'] & characters['train']
+  assert not characters['validation'] & characters['train']
+  assert not characters['validation'] & characters['test']
+  assert np.array_equal(np.sort(np.concatenate(list(keys.values()))), np.arange(96_768))
+
+
+def test_get_ground_truth_of_a_split(tfds_data_dir):
+  import ml_collections
+
+  config = ml_collections.ConfigDict({'name': 'procedural_sprites', 'builder_config': 'small',
+                                      'data_dir': tfds_data_dir, 'image_size': 32})
+  whole = datasets.get_ground_truth(config)
+  assert not hasattr(whole, 'contains')  # the default is unchanged: the whole grid
+  test = datasets.get_ground_truth(config, split='test')
+  assert test.image_shape == (32, 32, 3) and test.factor_sizes == whole.factor_sizes
+  factors = test.sample_factors(np.random.default_rng(0), 500)
+  full = gt_lib.RenderedGroundTruth('sprites', sprites_strides := (1,) * 6 + (2,))
+  assert sprites_strides == gt_lib.get_renderer('sprites').REDUCED_STRIDES
+  assert (gt_lib.get_renderer('sprites').split_of(full.to_full_factors(factors)) == 'test').all()
+  assert test.images_for(factors[:3]).shape == (3, 32, 32, 3)
+  both = datasets.get_ground_truth(config, split='validation+test')
+  assert both.base.num_examples == 8_064
+  with pytest.raises(ValueError, match="no split 'tset'.*'validation'"):
+    datasets.get_ground_truth(config, split='tset')

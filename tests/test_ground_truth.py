@@ -164,3 +164,42 @@ def test_indexed_ground_truth_rejects_incomplete_records():
     ground_truth.IndexedGroundTruth(images_fn, record_factors + 1, ('a', 'b'), sizes)
   with pytest.raises(ValueError, match='names'):
     ground_truth.IndexedGroundTruth(images_fn, record_factors, ('a',), sizes)
+
+
+# --- Subsets (splits) of a grid. -------------------------------------------------------------
+
+
+def test_subset_samples_only_its_points_and_renders_any():
+  base = ground_truth.RenderedGroundTruth(sprites)
+  test = base.index_to_factors(np.flatnonzero(sprites.split_of(
+      base.index_to_factors(np.arange(base.num_points))) == 'test'))
+  subset = ground_truth.SubsetGroundTruth(base, test, name='test')
+  assert subset.num_examples == 8_064 and subset.num_points == base.num_points
+  assert subset.factor_sizes == base.factor_sizes and subset.renderer is sprites
+  factors = subset.sample_factors(np.random.default_rng(0), 5_000)
+  assert (sprites.split_of(factors) == 'test').all()
+  assert subset.contains(factors).all()
+  assert len({tuple(f) for f in factors[:, :6].tolist()}) == 48  # every test character drawn
+  other = base.sample_factors(np.random.default_rng(1), 2_000)
+  np.testing.assert_array_equal(subset.contains(other), sprites.split_of(other) == 'test')
+  np.testing.assert_allclose(subset.images_for(factors[:4]), base.images_for(factors[:4]))
+  np.testing.assert_array_equal(subset.sample_factors(np.random.default_rng(2), 9),
+                                subset.sample_factors(np.random.default_rng(2), 9))
+  with pytest.raises(ValueError, match='no points'):
+    ground_truth.SubsetGroundTruth(base, np.zeros((0, 7), np.int64))
+  with pytest.raises(ValueError, match='outside the grid'):
+    ground_truth.SubsetGroundTruth(base, np.full((1, 7), 9))
+
+
+def test_indexed_ground_truth_of_a_split_refuses_points_without_a_record():
+  sizes = (3, 4)
+  grid = np.stack(np.unravel_index(np.arange(12), sizes), -1)
+  half = grid[grid[:, 0] < 2]
+  images_fn = lambda r: np.asarray(r, np.float32).reshape(-1, 1, 1, 1)  # noqa: E731
+  data = ground_truth.IndexedGroundTruth(images_fn, half, ('a', 'b'), sizes, image_shape=(1, 1, 1),
+                                         complete=False)
+  np.testing.assert_array_equal(data.images_for(half[::-1])[:, 0, 0, 0], np.arange(8)[::-1])
+  with pytest.raises(ValueError, match=r"no record holds .*'a': 2"):
+    data.images_for(np.array([[2, 0]]))
+  subset = ground_truth.SubsetGroundTruth(data, half)
+  assert (subset.sample_factors(np.random.default_rng(0), 100)[:, 0] < 2).all()

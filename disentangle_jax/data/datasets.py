@@ -12,6 +12,15 @@ Real datasets (prepared by TFDS in ArrayRecord format; never downloaded from her
 TFDS 4.9.10 has no Cars3D or MPI3D builder; `IndexedGroundTruth` serves any such grid once a
 builder for it exists.
 
+Real datasets prepared by this package from the official files a user has, without TensorFlow
+(records written like the procedural ones, see `disentangle_jax.data.builders`):
+
+  celeb_a64  162,770 / 19,867 / 19,962  64×64×3 (crop178: centre 178 square, the default;
+             crop148; crop108)  label: 40 attributes        python launch/prepare_celeba.py
+  mpi3d      1,036,800 (toy, realistic, real; complex 460,800)  64×64×3  factors object_color,
+             object_shape, object_size, camera_height, background_color, horizontal_axis,
+             vertical_axis                                  python launch/prepare_mpi3d.py
+
 Procedural datasets (built offline on first use, see `disentangle_jax.data.builders`):
 procedural_dsprites, procedural_shapes3d, disks, ellipses, procedural_sprites.
 
@@ -63,6 +72,9 @@ class Dataset:
     train_split, eval_split: default splits.
     ground_truth_split: the split whose records cover the factor grid.
     manual: how to obtain the raw files when TFDS cannot download them itself.
+    prepare: for datasets this package builds from the user's files, the command that does it,
+      with `{data_dir}` and `{config}` to fill in. Their records are written as the procedural
+      ones: a zlib 'image' tensor and int32 'factors' [K] / 'label' [L] tensors.
   """
 
   name: str
@@ -78,6 +90,12 @@ class Dataset:
   eval_split: str = 'train'
   ground_truth_split: str | None = None
   manual: str | None = None
+  prepare: str | None = None
+
+  @property
+  def packaged(self) -> bool:
+    """Records written by this package's builders (procedural, or prepared by `prepare`)."""
+    return self.procedural or self.prepare is not None
 
 
 def _labels(*names: str) -> tuple[str, ...]:
@@ -98,6 +116,12 @@ CELEBA_ATTRIBUTES = (
 _CELEBA_FILES = (
     'img_align_celeba.zip', 'list_eval_partition.txt', 'list_attr_celeba.txt',
     'list_landmarks_align_celeba.txt', 'identity_CelebA.txt',
+)
+_MPI3D = ('object_color', 'object_shape', 'object_size', 'camera_height', 'background_color',
+          'horizontal_axis', 'vertical_axis')
+_PREPARE_CELEBA = (
+    'python launch/prepare_celeba.py --source_dir=<directory holding img_align_celeba.zip, '
+    'list_attr_celeba.txt and list_eval_partition.txt> --data_dir={data_dir} --config={config}'
 )
 
 REAL_DATASETS = {
@@ -125,7 +149,22 @@ REAL_DATASETS = {
             manual=(
                 "TFDS downloads CelebA from Google Drive, which often refuses (quota). Download "
                 f"{', '.join(_CELEBA_FILES)} from the CelebA site by hand into the manual "
-                "directory, {manual_dir}, and run the command again (it finds them there)."
+                "directory, {manual_dir}, and run the command again (it finds them there). "
+                "Or, without TensorFlow, build celeb_a64 (the same faces, cropped and resized to "
+                "64x64 once) from img_align_celeba.zip, list_attr_celeba.txt and "
+                "list_eval_partition.txt and train on data.name='celeb_a64': "
+                + _PREPARE_CELEBA.format(data_dir='{data_dir}', config='crop178')
+            ),
+        ),
+        Dataset(
+            'celeb_a64', label_keys=('label',), label_names=tuple(CELEBA_ATTRIBUTES),
+            eval_split='test', prepare=_PREPARE_CELEBA,
+        ),
+        Dataset(
+            'mpi3d', factor_keys=('factors',), factor_names=_MPI3D, ground_truth_split='train',
+            prepare=(
+                'python launch/prepare_mpi3d.py --variant={config} --source_dir=<directory '
+                'holding {source_file}> --data_dir={data_dir}'
             ),
         ),
     )
@@ -198,10 +237,25 @@ def _data_dir_root(builder) -> str:
   return path
 
 
+def _prepare_command(dataset: Dataset, builder) -> str:
+  config = builder.builder_config
+  return dataset.prepare.format(
+      data_dir=_data_dir_root(builder), config=config.name if config else '',
+      source_file=getattr(config, 'source_file', ''),
+  )
+
+
 def _not_found_message(dataset: Dataset, builder) -> str:
   name = _full_name(builder)
   data_dir_arg = _data_dir_root(builder)
   where = f'TFDS looked in {builder.data_dir}'
+  if dataset.prepare:
+    return (
+        f'dataset {name} is not prepared: {where}. The pipeline never downloads real datasets. '
+        f'Prepare it (no TensorFlow needed) from the official files you downloaded: '
+        f'{_prepare_command(dataset, builder)}. Or point data.data_dir (or $TFDS_DATA_DIR) at '
+        'a directory that holds it.'
+    )
   if dataset.procedural:
     return (
         f'dataset {name} is not built: {where}, and build_if_missing is False. Build it with '
@@ -221,7 +275,7 @@ def _not_found_message(dataset: Dataset, builder) -> str:
   ]
   if dataset.manual:
     manual_dir = os.path.join(data_dir_arg, 'downloads', 'manual')
-    lines.append(dataset.manual.format(manual_dir=manual_dir))
+    lines.append(dataset.manual.format(manual_dir=manual_dir, data_dir=data_dir_arg))
   lines.append('Or point data.data_dir (or $TFDS_DATA_DIR) at a directory that holds it.')
   return '\n'.join(lines)
 
@@ -229,6 +283,8 @@ def _not_found_message(dataset: Dataset, builder) -> str:
 def _rebuild_advice(dataset: Dataset, builder) -> str:
   if dataset.procedural:
     return f'Delete {builder.data_dir} and run again: it is rebuilt (build_if_missing=True).'
+  if dataset.prepare:
+    return f'Delete {builder.data_dir} and prepare it again: {_prepare_command(dataset, builder)}'
   return (
       f'Delete {builder.data_dir} and prepare it again: '
       f'tfds build {dataset.name} --data_dir={_data_dir_root(builder)} --file_format=array_record'
@@ -324,30 +380,38 @@ class RecordReader:
           + self.rebuild_advice
       ) from e
 
-  def _decode_fast(self, records: Sequence[bytes]) -> dict[str, np.ndarray]:
-    """Procedural records: parse the tf.Example proto, keep the image and the factors.
+  def _decode_fast(self, records: Sequence[bytes], images: bool = True
+                   ) -> dict[str, np.ndarray]:
+    """Records of this package's builders: parse the tf.Example proto, keep what the loader needs.
 
+    That is the image, the 'factors' of ground-truth datasets and the 'label' of labelled ones.
     TFDS's generic decoding would also decode every label feature one Python call at a time;
-    this reads the two features the loader needs, a few microseconds per record.
+    this costs a few microseconds per record. `images=False` skips decompressing the images.
     """
     from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
 
     parse, decompress = tf_example_pb2.Example.FromString, zlib.decompress
     size = math.prod(self.image_shape)
-    images, factors = [], []
+    vectors = {'factors': len(self.factor_sizes), 'label': len(self.dataset.label_names)}
+    vectors = {k: n for k, n in vectors.items() if n}
+    pixels, values = [], {k: [] for k in vectors}
     for record in records:
       feature = parse(record).features.feature
-      images.append(decompress(feature['image'].bytes_list.value[0], bufsize=size))
-      factors.extend(feature['factors'].int64_list.value)
-    data = b''.join(images)
-    if len(data) != len(records) * size or len(factors) != len(records) * len(self.factor_sizes):
+      if images:
+        pixels.append(decompress(feature['image'].bytes_list.value[0], bufsize=size))
+      for key, out in values.items():
+        out.extend(feature[key].int64_list.value)
+    data = b''.join(pixels)
+    if (images and len(data) != len(records) * size) or any(
+        len(values[k]) != len(records) * n for k, n in vectors.items()):
       raise DatasetCorruptedError(
-          f'records of dataset {self.name} hold images or factors of the wrong size. ' + self.rebuild_advice
+          f'records of dataset {self.name} hold images, factors or labels of the wrong size. '
+          + self.rebuild_advice
       )
-    return {
-        'image': np.frombuffer(data, np.uint8).reshape(len(records), *self.image_shape),
-        'factors': np.array(factors, np.int32).reshape(len(records), len(self.factor_sizes)),
-    }
+    batch = {k: np.array(values[k], np.int32).reshape(len(records), n) for k, n in vectors.items()}
+    if images:
+      batch['image'] = np.frombuffer(data, np.uint8).reshape(len(records), *self.image_shape)
+    return batch
 
   def _decode(self, examples: Sequence[dict]) -> dict[str, np.ndarray]:
     """Real datasets: TFDS has decoded each example (PNG via OpenCV or PIL)."""
@@ -358,18 +422,27 @@ class RecordReader:
     if self.dataset.factor_keys:
       batch['factors'] = np.array(
           [[_nested(e, k) for k in self.dataset.factor_keys] for e in examples], np.int32
-      ).reshape(len(examples), len(self.dataset.factor_keys))
+      ).reshape(len(examples), -1)  # -1: a key may hold a vector of factors
     if self.dataset.label_keys:
       batch['label'] = np.array(
           [[_nested(e, k) for k in self.dataset.label_keys] for e in examples], np.int32
-      ).reshape(len(examples), len(self.dataset.label_keys))
+      ).reshape(len(examples), -1)
     return batch
 
   def factor_table(self, chunk: int = 4096) -> np.ndarray:
-    """The factors of every record, int32 [N, K] (reads every record once)."""
+    """The factors of every record, int32 [N, K] (reads every record once, not its image)."""
+    def factors(indices):
+      if not self._fast:
+        return self.read(indices)['factors']
+      try:
+        return self._decode_fast(self.source.__getitems__(list(indices)), images=False)['factors']
+      except DatasetCorruptedError:
+        raise
+      except Exception:  # pylint: disable=broad-except
+        return self.read(indices)['factors']  # which says what failed
+
     return np.concatenate(
-        [self.read(range(s, min(s + chunk, len(self))))['factors']
-         for s in range(0, len(self), chunk)]
+        [factors(range(s, min(s + chunk, len(self)))) for s in range(0, len(self), chunk)]
     )
 
 
@@ -399,8 +472,10 @@ def open_dataset(name: str, *, builder_config: str | None = None, data_dir: str 
   if prepared:
     for part in split.split('+'):
       _check_files(dataset, builder, part.strip().split('[')[0])
+  # Our own records are parsed by `_decode_fast`; a source without files (mock data) decodes.
+  fast = dataset.packaged and prepared
   deserialize = (
-      tfds.decode.DeserializeMethod.RAW_BYTES if dataset.procedural
+      tfds.decode.DeserializeMethod.RAW_BYTES if fast
       else tfds.decode.DeserializeMethod.DESERIALIZE_AND_DECODE
   )
   try:
@@ -421,7 +496,7 @@ def open_dataset(name: str, *, builder_config: str | None = None, data_dir: str 
       dataset, builder, split, source,
       factor_sizes=factor_sizes_of(dataset, builder),
       image_shape=builder.info.features['image'].shape,
-      fast=dataset.procedural,
+      fast=fast,
   )
   if dataset.procedural:
     _check_renderer(reader, builder)
@@ -444,6 +519,8 @@ def _check_renderer(reader: RecordReader, builder) -> None:
 def factor_sizes_of(dataset: Dataset, builder) -> tuple[int, ...]:
   if dataset.procedural:
     return tuple(builder.ground_truth.factor_sizes)
+  if dataset.prepare:  # the grid of the file it was built from, kept in its metadata
+    return tuple(builder.factor_sizes) if dataset.factor_names else ()
   return tuple(int(builder.info.features[k].num_classes) for k in dataset.factor_keys)
 
 
@@ -493,7 +570,10 @@ def describe(name: str, *, builder_config: str | None = None, data_dir: str | No
 
 
 class PreprocessedGroundTruth(ground_truth_lib.GroundTruthData):
-  """Another ground truth's grid, with its images preprocessed as the loader preprocesses them."""
+  """Another ground truth's grid, with its images preprocessed as the loader preprocesses them.
+
+  Factors are sampled as the base samples them (from its split, when it is one).
+  """
 
   def __init__(self, base: ground_truth_lib.GroundTruthData,
                preprocess_fn: Callable[[np.ndarray], np.ndarray], image_shape):
@@ -503,33 +583,64 @@ class PreprocessedGroundTruth(ground_truth_lib.GroundTruthData):
     self.image_shape = tuple(image_shape)
     self._preprocess = preprocess_fn
 
+  def sample_factors(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    return self.base.sample_factors(rng, n)
+
   def images_for(self, factors: np.ndarray) -> np.ndarray:
     return self._preprocess(self.base.images_for(factors))
 
 
+def _procedural_split_factors(builder, split: str) -> np.ndarray:
+  """The factors (on the config's grid) of one split of a procedural builder, without building."""
+  keys = builder.split_keys(builder.builder_config)
+  parts = [p.strip() for p in split.split('+')]
+  for part in parts:
+    if part not in keys:
+      raise ValueError(
+          f'{_full_name(builder)} has no split {part!r}; splits: {list(keys)} (slices such as '
+          "'train[:10%]' are not supported for ground truth)"
+      )
+  return np.concatenate([builder.factors_of_keys(p, keys[p]) for p in parts])
+
+
 def ground_truth(name: str, *, builder_config: str | None = None, data_dir: str | None = None,
                  preprocessing: preprocess.Preprocessing | None = None,
-                 build_if_missing: bool = True) -> ground_truth_lib.GroundTruthData | None:
+                 build_if_missing: bool = True, split: str | None = None
+                 ) -> ground_truth_lib.GroundTruthData | None:
   """The factor grid of a dataset, or None for datasets without ground-truth factors.
 
   Procedural datasets render images directly (nothing is read or built). Real ones look images
   up in their records: the factor table is read once (seconds for dSprites).
   `preprocessing` is applied to the images as the loader applies it (its `pixel_max` is ignored:
   `images_for` already returns [0, 1]).
+
+  `split` (e.g. 'test', or 'validation+test') restricts `sample_factors` to that split's points
+  (a `SubsetGroundTruth`), so a metric never meets an image of another split. None keeps each
+  dataset's default: the whole grid for procedural grids (sprites: all three splits), the
+  dataset's `ground_truth_split` otherwise.
   """
   dataset = get_dataset(name)
+  split = split or dataset.ground_truth_split
   if dataset.procedural:
     builder = _builder(dataset, builder_config, data_dir)
     base = builder.ground_truth
     stored_shape = base.image_shape
+    if split is not None:
+      base = ground_truth_lib.SubsetGroundTruth(
+          base, _procedural_split_factors(builder, split), name=split)
   elif dataset.factor_keys:
     reader = open_dataset(name, builder_config=builder_config, data_dir=data_dir,
-                          split=dataset.ground_truth_split, build_if_missing=build_if_missing)
+                          split=split, build_if_missing=build_if_missing)
     to_float = preprocess.Preprocessing(pixel_max=dataset.pixel_max)
+    record_factors = reader.factor_table()
+    whole = split == dataset.ground_truth_split
     base = ground_truth_lib.IndexedGroundTruth(
-        lambda idx: to_float(reader.read(idx)['image']), reader.factor_table(),
+        lambda idx: to_float(reader.read(idx)['image']), record_factors,
         dataset.factor_names, reader.factor_sizes, image_shape=reader.image_shape,
+        complete=whole,
     )
+    if not whole:
+      base = ground_truth_lib.SubsetGroundTruth(base, record_factors, name=split)
     stored_shape = reader.image_shape
   else:
     return None
@@ -573,13 +684,15 @@ def check_channels(data_config, image_shape: Sequence[int]) -> None:
     )
 
 
-def get_ground_truth(data_config) -> ground_truth_lib.GroundTruthData | None:
+def get_ground_truth(data_config, split: str | None = None
+                     ) -> ground_truth_lib.GroundTruthData | None:
   """The ground-truth factor grid of a data config's dataset (None if it has no factors).
 
-  Images come preprocessed exactly as the loader yields them.
+  Images come preprocessed exactly as the loader yields them. `split` restricts the sampled
+  factors to one split's points (see `ground_truth`); None keeps the dataset's default.
   """
   return ground_truth(
       data_config.name, builder_config=data_config.get('builder_config', None),
       data_dir=data_config.get('data_dir', None), preprocessing=preprocessing_for(data_config),
-      build_if_missing=data_config.get('build_if_missing', True),
+      build_if_missing=data_config.get('build_if_missing', True), split=split,
   )

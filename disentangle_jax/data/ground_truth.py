@@ -8,6 +8,8 @@ factor samples (as dlib samples them), and the images of given factors.
   the full grid or on a reduced one (every `stride`-th value of each factor).
 - `IndexedGroundTruth` looks images up in stored records (real dSprites, Shapes3D, MPI3D, or a
   built procedural dataset) through a grid -> record table built once.
+- `SubsetGroundTruth` restricts another ground truth to some of its points, e.g. one split's
+  (`datasets.get_ground_truth(config, split='test')`): `sample_factors` draws only those points.
 
 Factors are int arrays `[n, K]` of indices; images are float32 `[n, H, W, C]` in [0, 1].
 """
@@ -142,11 +144,15 @@ class IndexedGroundTruth(GroundTruthData):
     record_factors: int [N, K], the factor indices of record i in row i.
     factor_names, factor_sizes: the grid.
     image_shape: (H, W, C); read from record 0 when not given.
+    complete: require a record for every grid point. With False (one split of a grid), grid
+      points without a record are allowed, `images_for` refuses them, and `sample_factors`
+      still draws from the whole grid: wrap it in `SubsetGroundTruth(data, record_factors)` to
+      draw only points that have a record.
   """
 
   def __init__(self, images_fn: Callable[[np.ndarray], np.ndarray], record_factors: np.ndarray,
                factor_names: Sequence[str], factor_sizes: Sequence[int],
-               image_shape: Sequence[int] | None = None):
+               image_shape: Sequence[int] | None = None, complete: bool = True):
     self.factor_names = tuple(factor_names)
     self.factor_sizes = tuple(int(s) for s in factor_sizes)
     if len(self.factor_names) != len(self.factor_sizes):
@@ -156,7 +162,7 @@ class IndexedGroundTruth(GroundTruthData):
     lookup = np.full(self.num_points, -1, np.int64)
     lookup[grid_index] = np.arange(grid_index.size)
     missing = np.flatnonzero(lookup < 0)
-    if missing.size:
+    if missing.size and complete:
       example = dict(zip(self.factor_names, self.index_to_factors(missing[:1])[0].tolist()))
       raise ValueError(
           f'the records do not cover the factor grid {self.factor_sizes}: {missing.size} of '
@@ -170,7 +176,66 @@ class IndexedGroundTruth(GroundTruthData):
 
   def record_index(self, factors: np.ndarray) -> np.ndarray:
     """The record holding each grid point `factors` (int [n, K]); int64 [n]."""
-    return self._lookup[self.factors_to_index(factors)]
+    records = self._lookup[self.factors_to_index(factors)]
+    if records.size and records.min() < 0:
+      row = int(np.argmin(records))
+      example = dict(zip(self.factor_names, self.check_factors(factors)[row].tolist()))
+      raise ValueError(
+          f'no record holds the grid point {example}: these records cover only part of the grid '
+          '(one split); sample factors from SubsetGroundTruth(this, record_factors)'
+      )
+    return records
 
   def images_for(self, factors: np.ndarray) -> np.ndarray:
     return _to_float_images(self._images_fn(self.record_index(factors)))
+
+
+class SubsetGroundTruth(GroundTruthData):
+  """Another ground truth restricted to some of its points (one split, or a sampled data set).
+
+  `sample_factors` draws rows of `factors` uniformly with replacement (for a split that is a
+  union of whole characters or instances, this is not independent per factor); `images_for`
+  renders or looks up any point of the base grid, so a metric that overwrites one factor of the
+  samples (BetaVAE, FactorVAE) gets images even where the result leaves the subset: `contains`
+  says where it does. Other attributes (`renderer`, `factor_values`, ...) are the base's.
+
+  Args:
+    base: the ground truth of the whole grid.
+    factors: int [N, K], the subset's points on `base`'s grid (duplicates are kept, so a sampled
+      data set with repeated points is drawn with its own frequencies).
+    name: what the subset is (e.g. the split's name), for messages.
+  """
+
+  def __init__(self, base: GroundTruthData, factors: np.ndarray, name: str | None = None):
+    self.base = base
+    self.factor_names = base.factor_names
+    self.factor_sizes = base.factor_sizes
+    self.image_shape = base.image_shape
+    self.name = name
+    self.factors = base.check_factors(factors)
+    if not len(self.factors):
+      raise ValueError(f'the subset {name or ""} of the grid has no points')
+    self._sorted_index = np.sort(base.factors_to_index(self.factors))
+
+  def __getattr__(self, attribute):
+    if attribute == 'base':  # not set yet (unpickling): no recursion
+      raise AttributeError(attribute)
+    return getattr(self.base, attribute)
+
+  @property
+  def num_examples(self) -> int:
+    """Points in the subset (the grid's size is `num_points`)."""
+    return len(self.factors)
+
+  def sample_factors(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` rows of the subset, uniform with replacement; int64 [n, K]."""
+    return self.factors[rng.integers(0, len(self.factors), size=n)]
+
+  def contains(self, factors: np.ndarray) -> np.ndarray:
+    """Whether each row of `factors` (int [n, K]) is a point of the subset; bool [n]."""
+    index = self.factors_to_index(factors)
+    pos = np.minimum(np.searchsorted(self._sorted_index, index), self._sorted_index.size - 1)
+    return self._sorted_index[pos] == index
+
+  def images_for(self, factors: np.ndarray) -> np.ndarray:
+    return self.base.images_for(factors)

@@ -7,7 +7,8 @@ writes it as ArrayRecord, so `tfds.data_source('<name>')` reads it without Tenso
   procedural_shapes3d  full (480,000), small
   disks                full (128 radii), holdout (radii 11..18 px moved to a `holdout` split), small
   ellipses             full (81,000), small
-  procedural_sprites   full (193,536), small
+  procedural_sprites   full (96,768: train 80,640 / validation 8,064 / test 8,064, split by
+                       character), small (48,384)
 
 Features of every record:
   image:          uint8 [H, W, C], a `Tensor` with zlib encoding (TFDS's `Image` feature would need
@@ -49,11 +50,18 @@ class ProceduralConfig(tfds.core.BuilderConfig):
     render_options: keyword arguments of the renderer's `render` (e.g. `antialias=True`).
     holdout: `(low, high)` radii in px: grid points inside the band go to a `holdout` split
       instead of `train` (disks only: its renderer's `holdout_mask`).
+    split_fn: the name of a renderer function `fn(full_factors int [n, K]) -> str [n]` giving
+      each grid point's split (e.g. sprites' `split_of`: train / validation / test by character);
+      None puts every point in `train`.
+    renderer: the renderer of this config when it is not the builder's (`disks/grey` renders
+      `grey_disks`, a grid with a second factor).
   """
 
   reduced: bool = False
   render_options: dict[str, Any] = dataclasses.field(default_factory=dict)
   holdout: tuple[float, float] | None = None
+  split_fn: str | None = None
+  renderer: str | None = None
 
 
 def _renderer(name: str):
@@ -67,21 +75,30 @@ def ground_truth_for(renderer_name: str, config: ProceduralConfig):
   """The `RenderedGroundTruth` of a config's grid (reduced or full, with its render options)."""
   from disentangle_jax.data import ground_truth
 
-  renderer = _renderer(renderer_name)
+  renderer = _renderer(config.renderer or renderer_name)
   strides = renderer.REDUCED_STRIDES if config.reduced else None
   return ground_truth.RenderedGroundTruth(renderer, strides=strides, **config.render_options)
+
+
+#: Splits in this order first; any others follow in sorted order.
+_SPLIT_ORDER = ('train', 'validation', 'test', 'holdout')
 
 
 def split_grid_indices(renderer_name: str, config: ProceduralConfig) -> dict[str, np.ndarray]:
   """Grid indices (into the config's grid) of the records of each split; they are the keys."""
   grid = ground_truth_for(renderer_name, config)
   indices = np.arange(grid.num_points, dtype=np.int64)
-  if config.holdout is None:
+  if config.holdout is None and config.split_fn is None:
     return {'train': indices}
-  renderer = _renderer(renderer_name)
+  renderer = grid.renderer
   full = grid.to_full_factors(grid.index_to_factors(indices))
-  held = renderer.holdout_mask(full, *config.holdout)
-  return {'train': indices[~held], 'holdout': indices[held]}
+  if config.holdout is not None:
+    names = np.where(renderer.holdout_mask(full, *config.holdout), 'holdout', 'train')
+  else:
+    names = np.asarray(getattr(renderer, config.split_fn)(full))
+  found = set(np.unique(names).tolist())
+  order = [n for n in _SPLIT_ORDER if n in found] + sorted(found - set(_SPLIT_ORDER))
+  return {name: indices[names == name] for name in order}
 
 
 class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -102,6 +119,16 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
   @property
   def ground_truth(self):
     return ground_truth_for(self.RENDERER, self.builder_config)
+
+  @classmethod
+  def split_keys(cls, config: ProceduralConfig) -> dict[str, np.ndarray]:
+    """The record keys of each split of `config` (grid indices, for a grid)."""
+    return split_grid_indices(cls.RENDERER, config)
+
+  def factors_of_keys(self, split: str, keys: np.ndarray) -> np.ndarray:
+    """The factors (on the config's grid) of the records `keys` of `split`; int64 [n, K]."""
+    del split  # a grid point's factors are its index's
+    return self.ground_truth.index_to_factors(keys)
 
   def _info(self) -> tfds.core.DatasetInfo:
     grid = self.ground_truth
@@ -127,15 +154,21 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download.
-    splits = split_grid_indices(self.RENDERER, self.builder_config)
-    return {name: self._generate_examples(indices) for name, indices in splits.items()}
+    splits = self.split_keys(self.builder_config)
+    return {name: self._generate_examples(name, keys) for name, keys in splits.items()}
 
-  def _generate_examples(self, grid_indices: np.ndarray) -> Iterator[tuple[int, dict]]:
+  def _extra_features(self, split: str, factors: np.ndarray) -> dict[str, np.ndarray]:
+    """Features besides the image, factors and factor labels, per record (none here)."""
+    del split, factors
+    return {}
+
+  def _generate_examples(self, split: str, grid_indices: np.ndarray
+                         ) -> Iterator[tuple[int, dict]]:
     grid = self.ground_truth
     label_keys = [f'label_{name}' for name in grid.factor_names]
 
     def render(start: int):
-      factors = grid.index_to_factors(grid_indices[start : start + _RENDER_CHUNK])
+      factors = self.factors_of_keys(split, grid_indices[start : start + _RENDER_CHUNK])
       images = grid.renderer.render(grid.to_full_factors(factors), **grid.render_options)
       return factors.astype(np.int32), images
 
@@ -149,19 +182,23 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
           pending = pool.submit(render, start + _RENDER_CHUNK)
         keys = grid_indices[start : start + _RENDER_CHUNK].tolist()
         labels = factors.tolist()
+        extra = {k: v.tolist() for k, v in self._extra_features(split, factors).items()}
         for j, key in enumerate(keys):
           example = {'image': images[j], 'factors': factors[j]}
           example.update(zip(label_keys, labels[j]))
+          example.update((k, v[j]) for k, v in extra.items())
           yield key, example
 
 
-def _configs(*extra: ProceduralConfig) -> list[ProceduralConfig]:
+def _configs(*extra: ProceduralConfig, **common) -> list[ProceduralConfig]:
+  """`full`, the `extra` configs, then `small`; `common` fields go to `full` and `small`."""
   return [
-      ProceduralConfig(name='full', description='The full factor grid.'),
+      ProceduralConfig(name='full', description='The full factor grid.', **common),
       *extra,
       ProceduralConfig(
           name='small', reduced=True,
           description="The renderer's reduced grid (REDUCED_STRIDES), for tests and CPU runs.",
+          **common,
       ),
   ]
 
@@ -208,10 +245,19 @@ class Ellipses(ProceduralBuilder):
 
 
 class ProceduralSprites(ProceduralBuilder):
-  """Sprites-equivalent avatars: body, skin, vest, hair, arm, leg and pose, 64x64x3."""
+  """Sprites-equivalent avatars: body, skin, vest, hair, arm, leg and pose, 64x64x3.
+
+  Splits by character (the six attributes but the pose): 480 characters train, 48 validation,
+  48 test, each split balanced in every attribute (see the renderer's `split_of`).
+  """
 
   RENDERER = 'sprites'
-  BUILDER_CONFIGS = _configs()
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'First release.',
+      '1.1.0': 'train / validation / test splits over disjoint characters.',
+  }
+  BUILDER_CONFIGS = _configs(split_fn='split_of')
 
 
 #: TFDS name -> builder class, for the catalogue.
@@ -225,5 +271,5 @@ def num_examples(name: str, config_name: str | None = None) -> dict[str, int]:
   """Records per split of a builder config, computed without building it."""
   cls = BUILDERS[name]
   config = cls.builder_configs[config_name or cls.BUILDER_CONFIGS[0].name]
-  return {k: int(v.size) for k, v in split_grid_indices(cls.RENDERER, config).items()}
+  return {k: int(v.size) for k, v in cls.split_keys(config).items()}
 

@@ -6,7 +6,10 @@ arm 2, leg 2, and a pose with ≈ 167 values. Our pose grid has 168 = 4 directio
 7 frames (1/168 = 0.006, the table's pose prior), index `(direction · 6 + action) · 7 + frame`:
 - directions (the Liberated Pixel Cup sheets' order): back, left, front, right;
 - actions: walk, spellcast, thrust, slash, shoot (bow), hurt (collapsing); 7 frames each.
-The full grid is 2 · 4 · 3 · 6 · 2 · 2 · 168 = 96,768 images (Sprites has ~120K).
+The full grid is 2 · 4 · 3 · 6 · 2 · 2 · 168 = 96,768 images (Sprites has ~120K): 576
+characters (every attribute but the pose) in 168 poses each. `split_of` assigns whole characters to
+train / validation / test (80,640 / 8,064 / 8,064 images), so no evaluation image has a copy, or the
+same character in another pose, among the training images.
 
 What each attribute changes (all visible in every direction):
 - body: slim or broad (torso width and depth, limb thickness);
@@ -73,6 +76,49 @@ _TORSO_HALF_DEPTH = np.array([3.5, 5.0])
 _ARM_RADIUS = np.array([1.9, 2.5])
 _LEG_RADIUS = np.array([2.2, 2.8])
 _HIP_HALF_WIDTH = np.array([2.8, 4.0])
+
+
+#: The splits of `split_of`, with their share of the 576 characters.
+SPLITS = ('train', 'validation', 'test')
+CHARACTER_FACTORS = ('body', 'skin', 'vest', 'hair', 'arm', 'leg')
+
+
+def character_fold(factors: np.ndarray) -> np.ndarray:
+  """Which of 12 folds the character (every attribute but the pose) of each row belongs to.
+
+  A character (body, skin, vest, hair, arm, leg) maps to the fold
+  `6 · ((body + skin + leg) mod 2) + 3 · ((arm + hair + leg) mod 2) + (vest + hair) mod 3`, a
+  homomorphism onto Z2 × Z2 × Z3. The other five attributes alone still reach every fold, so each
+  fold holds 48 of the 576 characters and, for every attribute, exactly 48 / cardinality of them
+  take each value: every split made of whole folds is balanced in every attribute, and its
+  retrieval "Random" baseline is the table's 1 / cardinality.
+
+  Args:
+    factors: int [n, 7] full-grid factor indices.
+
+  Returns:
+    int64 [n] folds in 0..11.
+  """
+  factors = _common.check_factors(factors, FACTOR_SIZES, 'sprites')
+  body, skin, vest, hair, arm, leg, _ = factors.T
+  return 6 * ((body + skin + leg) % 2) + 3 * ((arm + hair + leg) % 2) + (vest + hair) % 3
+
+
+def split_of(factors: np.ndarray) -> np.ndarray:
+  """The split of each row: 'test' (fold 0), 'validation' (fold 7) or 'train' (the other ten).
+
+  The split is a function of the character alone: the 48 test and the 48 validation characters
+  appear in every pose and never in training, as Reed et al. (2015, "Deep visual analogy-making")
+  split their sprites by character. Train 80,640 images, validation 8,064, test 8,064.
+
+  Args:
+    factors: int [n, 7] full-grid factor indices.
+
+  Returns:
+    str [n].
+  """
+  fold = character_fold(factors)
+  return np.where(fold == 0, 'test', np.where(fold == 7, 'validation', 'train'))
 
 
 def factor_values(name: str) -> np.ndarray:
