@@ -130,3 +130,20 @@ __all__ += [
 from disentangle_jax.losses.pcaae import pcaae_covariance_loss  # noqa: E402
 
 __all__ += ['pcaae_covariance_loss']
+
+# Latent regularisers for autoencoders (Newson et al. 2020).
+from disentangle_jax.losses.regularizers import (  # noqa: E402
+    corrupt,
+    denoising_loss,
+    distance_preservation_loss,
+    pairwise_squared_distances,
+    weight_decay,
+)
+
+__all__ += [
+    'corrupt',
+    'denoising_loss',
+    'distance_preservation_loss',
+    'pairwise_squared_distances',
+    'weight_decay',
+]

@@ -1,11 +1,11 @@
 """The covariance loss of the PCA-like autoencoder (Ladjal, Newson, Pham 2019; Pham et al. 2022).
 
-"A PCA-like Autoencoder", Ladjal, Newson and Pham, arXiv 1904.01277 (2019), §3, and "PCA-AE:
-Principal Component Analysis Autoencoder for Organising the Latent Space of Generative Networks",
-Pham, Ladjal and Newson, JMIV 2022, §3. The latent grows one component per stage; at stage k the
-new component z_k is trained to be decorrelated from the frozen earlier ones z_1 … z_{k−1}. A
-BatchNorm without learned shift just before the latent makes every component zero-mean over the
-batch, so the covariance reduces to the mean product:
+"A PCA-like Autoencoder", Ladjal, Newson and Pham (arXiv, 2019), and "PCA-AE: Principal
+Component Analysis Autoencoder for Organising the Latent Space of Generative Networks", Pham,
+Ladjal and Newson (Journal of Mathematical Imaging and Vision, 2022). The latent grows one
+component per stage; at stage k the new component z_k is trained to be decorrelated from the
+frozen earlier ones z_1 … z_{k−1}. A BatchNorm without learned shift just before the latent makes
+every component zero-mean over the batch, so the covariance reduces to the mean product:
 
     L_cov^(k) = (1/c) · Σ_{i=1}^{k−1} ( (1/m) Σ_{j=1}^{m} z_i^{(j)} z_k^{(j)} )²,
 
@@ -74,7 +74,7 @@ def pcaae_covariance_loss(
     z = z - jnp.mean(z, axis=0, keepdims=True)
   new = z[:, k - num_new :]
   # [k, p]: the mean product of every component with every new one.
-  cross = z.T @ new / z.shape[0]
+  cross = jnp.matmul(z.T, new, precision=jax.lax.Precision.HIGHEST) / z.shape[0]
   # Pair (i, j) counts when i < j, with j = k − p + column index of `new`.
   rows = np.arange(k)[:, None]
   cols = np.arange(k - num_new, k)[None, :]
