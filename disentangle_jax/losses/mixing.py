@@ -1,9 +1,9 @@
 """The mixing autoencoder of Hu, Szabó, Portenier, Favaro and Zwicker (CVPR 2018).
 
-"Disentangling Factors of Variation by Mixing Them", Hu et al., CVPR 2018, §3: the encoder's
+"Disentangling Factors of Variation by Mixing Them", Hu et al., CVPR 2018: the encoder's
 feature `f = Enc(x)` of size `n·d` is read as `n` chunks of `d` values, each meant to carry one
-factor of variation. One training step (Hu et al. 2018, §3 and Fig. 2; the authors' released
-TensorFlow code for Sprites):
+factor of variation. One training step (the method section of Hu et al. 2018, as implemented in
+the authors' released TensorFlow code for Sprites):
 
   1. `f1 = Enc(x1)`, `f2 = Enc(x2)` for two independent images;
   2. a binary chunk mask `m ∈ {0, 1}ⁿ` (`sample_chunk_mask`), `m_i = 1` meaning "chunk i from x1";
@@ -15,14 +15,14 @@ TensorFlow code for Sprites):
 so an objective passes closures over its parameters. The loss terms:
 
   * `mixing_loss(x4, x1)`: L_M, the squared error averaged over all elements (the released code's
-    `reduce_mean`); the same function scores the plain autoencoder term L_AE = `mixing_loss(
-    Dec(Enc(x)), x)`.
+    `reduce_mean`); the same function scores the plain autoencoder term
+    L_AE = `mixing_loss(Dec(Enc(x)), x)`.
   * `gan_discriminator_loss(D(x1), D(x3))` and `gan_generator_loss(D(x3))`: the standard
     non-saturating GAN (Goodfellow et al. 2014, §3) as sigmoid cross-entropies of logits; the real
     sample is x1 and the fake one the mixed image x3.
   * `chunk_classifier_loss(C(x1, x2, x3), chunk_origin_labels(m))`: L_C, a sigmoid cross-entropy
-    per chunk, minimised jointly by the encoder, the decoder and the classifier (Hu et al. 2018,
-    §3.2: it removes the shortcut where one chunk carries everything).
+    per chunk, minimised jointly by the encoder, the decoder and the classifier (Hu et al. 2018:
+    it removes the shortcut where one chunk carries everything and the others are ignored).
 
 Where gradients stop is the objective's business: the discriminator's loss takes logits of
 `stop_gradient(x3)`; the generator's and the classifier's may flow through x3.
@@ -59,7 +59,7 @@ def sample_chunk_mask(
   """Draws the chunk mask `m`: 1 where the chunk is taken from the first image, 0 from the second.
 
   The released code draws one mask per minibatch, `m_i ~ Bernoulli(½)` independently per chunk,
-  shared by every pair in the batch (the "chunk dropout mask" of Hu et al. 2018, §3); it does not
+  shared by every pair in the batch (the "chunk dropout mask" of Hu et al. 2018); it does not
   exclude the all-ones or all-zeros masks, and neither do we. `per_example=True` draws one mask per
   pair instead.
 
@@ -112,7 +112,7 @@ def expand_chunk_mask(mask: ArrayLike, chunk_size: int) -> Array:
 
 
 def mix_codes(first: ArrayLike, second: ArrayLike, mask: ArrayLike) -> Array:
-  """`m ⊙ first + (1 − m) ⊙ second`, chunk by chunk (Hu et al. 2018, §3, the mixing step).
+  """`m ⊙ first + (1 − m) ⊙ second`, chunk by chunk (the mixing step of Hu et al. 2018).
 
   Computed as a selection, so each output value is exactly one of the inputs' values.
 
@@ -132,7 +132,7 @@ def mix_codes(first: ArrayLike, second: ArrayLike, mask: ArrayLike) -> Array:
 
 
 def unmix_codes(reencoded: ArrayLike, first: ArrayLike, mask: ArrayLike) -> Array:
-  """`m ⊙ f3 + (1 − m) ⊙ f1` (Hu et al. 2018, §3, the unmixing step).
+  """`m ⊙ f3 + (1 − m) ⊙ f1` (the unmixing step of Hu et al. 2018).
 
   The chunks of the mixed image x3 that came from x1 are read back from `Enc(x3)`; the chunks
   that came from x2 are replaced by x1's own, so decoding the result should give x1 back.
@@ -149,7 +149,7 @@ def unmix_codes(reencoded: ArrayLike, first: ArrayLike, mask: ArrayLike) -> Arra
 
 
 class MixingPass(NamedTuple):
-  """Every tensor of one mixing/unmixing pass (Hu et al. 2018, §3); leading axis the batch."""
+  """Every tensor of one mixing/unmixing pass (Hu et al. 2018); leading axis the batch."""
 
   first_codes: Array  # f1 = Enc(x1)
   second_codes: Array  # f2 = Enc(x2)
@@ -169,7 +169,7 @@ def mix_and_unmix(
     second_images: ArrayLike,
     mask: ArrayLike,
 ) -> MixingPass:
-  """Runs the mixing and unmixing sequence of Hu et al. (2018, §3) with the given networks.
+  """Runs the mixing and unmixing sequence of Hu et al. (2018) with the given networks.
 
   Pure in its arguments: `encode_fn` and `decode_fn` are closures over parameters (e.g.
   `lambda x: encoder.apply(params['encoder'], x)`). Under `jax.jit`, the outputs an objective
@@ -207,7 +207,7 @@ def mix_and_unmix(
 def mixing_loss(
     predictions: ArrayLike, targets: ArrayLike, *, reduction: str = 'mean'
 ) -> Array:
-  """Squared error averaged over each image's elements: L_M and L_AE of Hu et al. (2018, §3.1).
+  """Squared error averaged over each image's elements: L_M and L_AE of Hu et al. (2018).
 
   L_M = `mixing_loss(x4, x1)`, L_AE = `mixing_loss(Dec(Enc(x)), x)`. With the default
   `reduction='mean'` the value is the mean over batch × H × W × C, the released code's
@@ -244,7 +244,7 @@ def gan_discriminator_loss(
 ) -> Array:
   """The discriminator's loss `BCE(1, D(x_real)) + BCE(0, D(x_fake))`, from logits.
 
-  Goodfellow et al. (2014, Eq. 1), as used by Hu et al. (2018, §3.1): the real sample is x1 and
+  Goodfellow et al. (2014, Eq. 1), as used by Hu et al. (2018): the real sample is x1 and
   the fake one the mixed image x3. Each cross-entropy is averaged over the batch (the released
   code), then the two are added: zero logits give `2 log 2`. Pass logits of `stop_gradient(x3)`.
   The released code clips the log of sigmoid probabilities at 1e-12; from logits no clip is needed
@@ -272,7 +272,7 @@ def gan_generator_loss(fake_logits: ArrayLike, *, reduction: str = 'mean') -> Ar
   """The non-saturating generator loss `BCE(1, D(x_fake)) = softplus(−logit)`, from logits.
 
   Goodfellow et al. (2014, §3): the generator maximises log D(G(z)) rather than minimising
-  log(1 − D(G(z))). In Hu et al. (2018, §3.1) the generator is the encoder and decoder together
+  log(1 − D(G(z))). In Hu et al. (2018) the generator is the encoder and decoder together
   and the fake image the mix x3; the gradient flows through the discriminator into x3, and the
   objective applies it to the generator's parameters only. Zero logits give `log 2`.
 
@@ -306,7 +306,7 @@ def chunk_origin_labels(mask: ArrayLike) -> Array:
 def chunk_classifier_loss(
     logits: ArrayLike, targets: ArrayLike, *, reduction: str = 'mean'
 ) -> Array:
-  """L_C of Hu et al. (2018, §3.2): sigmoid cross-entropy of the chunk-origin classifier.
+  """L_C of Hu et al. (2018): the sigmoid cross-entropy of the chunk-origin classifier.
 
   The classifier sees (x1, x2, x3) stacked along channels and predicts, for each chunk, whether
   x3 took it from x2 (label 1) or x1 (label 0). The loss is the mean over chunks per example, then
