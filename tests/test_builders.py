@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-import disentangle_jax  # noqa: F401  (registers the builders)
+import disentangle_jax.data.builders  # noqa: F401  (registers the builders)
 from disentangle_jax.data import datasets
 from disentangle_jax.data import ground_truth as gt_lib
 from disentangle_jax.data.builders import procedural
@@ -41,7 +41,8 @@ def test_every_builder_is_registered_and_listed():
   names = set(tfds.list_builders(with_community_datasets=False))
   assert set(procedural.BUILDERS) <= names
   assert set(procedural.BUILDERS) == {
-      'procedural_dsprites', 'procedural_shapes3d', 'disks', 'ellipses', 'procedural_sprites'}
+      'procedural_dsprites', 'procedural_shapes3d', 'disks', 'ellipses', 'procedural_sprites',
+      'procedural_digits'}
   assert [c.name for c in procedural.ProceduralDsprites.BUILDER_CONFIGS] == [
       'full', 'antialiased', 'small']
 
@@ -53,6 +54,8 @@ def test_full_grid_sizes_without_building():
   assert procedural.num_examples('disks') == {'train': 128}
   holdout = procedural.num_examples('disks', 'holdout')
   assert holdout['train'] + holdout['holdout'] == 128 and holdout['holdout'] == 29
+  assert procedural.num_examples('procedural_digits') == {'train': 49_000, 'test': 11_900}
+  assert procedural.num_examples('procedural_digits', 'small') == {'train': 2_160, 'test': 450}
 
 
 @pytest.mark.parametrize('name,config', SMALL)
@@ -121,7 +124,7 @@ def test_records_are_written_in_hashed_not_grid_order(tfds_data_dir):
 
 _KILLED_BUILD = """
 import sys
-import disentangle_jax, tensorflow_datasets as tfds
+import disentangle_jax.data.builders, tensorflow_datasets as tfds
 tfds.builder('ellipses', config='small', data_dir=sys.argv[1],
              file_format='array_record').download_and_prepare()
 """
@@ -254,3 +257,17 @@ def test_get_ground_truth_of_a_split(tfds_data_dir):
   assert both.base.num_examples == 8_064
   with pytest.raises(ValueError, match="no split 'tset'.*'validation'"):
     datasets.get_ground_truth(config, split='tset')
+
+
+def test_digits_test_split_holds_only_test_scans(tfds_data_dir):
+  _built('procedural_digits', 'small', tfds_data_dir)
+  renderer = gt_lib.get_renderer('digits')
+  instance_stride = renderer.REDUCED_STRIDES[3]
+  tables = {}
+  for split in ('train', 'test'):
+    reader = datasets.open_dataset('procedural_digits', builder_config='small',
+                                   data_dir=tfds_data_dir, split=split)
+    tables[split] = reader.factor_table()
+  assert len(tables['train']) == 2_160 and len(tables['test']) == 450
+  assert (tables['train'][:, 3] * instance_stride < renderer.NUM_TRAIN_INSTANCES).all()
+  assert (tables['test'][:, 3] * instance_stride >= renderer.NUM_TRAIN_INSTANCES).all()

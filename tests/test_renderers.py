@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from disentangle_jax.data.renderers import _common, disks, dsprites, ellipses, shapes3d, sprites
+from disentangle_jax.data.renderers import (_common, digits, disks, dsprites, ellipses, shapes3d,
+                                            sprites)
 
 RENDERERS = {
     'dsprites': dsprites,
@@ -13,6 +14,7 @@ RENDERERS = {
     'disks': disks,
     'ellipses': ellipses,
     'sprites': sprites,
+    'digits': digits,
 }
 GRID_SIZES = {
     'dsprites': 737_280,
@@ -20,6 +22,7 @@ GRID_SIZES = {
     'disks': 128,
     'ellipses': 81_000,
     'sprites': 96_768,
+    'digits': 60_900,
 }
 
 
@@ -450,3 +453,69 @@ def test_sprites_directions_show_face_or_back():
   f[:, 6] = sprites.pose_index(np.arange(4), 1, 3)
   images = sprites.render(f)
   np.testing.assert_array_equal(images[1], images[3][:, ::-1])
+
+
+# --- Digits (the MNIST stand-in). -----------------------------------------------------------
+
+
+def _digit_factors(rows):
+  return np.array(rows, np.int64).reshape(-1, 4)
+
+
+def test_digits_come_from_the_sklearn_scans():
+  from sklearn.datasets import load_digits
+
+  data = load_digits()
+  scans = digits.scans()
+  assert scans.shape == (10, 174, 8, 8)
+  np.testing.assert_array_equal(scans[8, 173], data.images[data.target == 8][173] / 16)
+  np.testing.assert_array_equal(scans[3, 0], data.images[data.target == 3][0] / 16)
+  # Upright with the natural stroke, the image's 3x3 cells of the central 24x24 pixels hold the
+  # scan's ink densities again.
+  rng = np.random.default_rng(0)
+  f = _digit_factors([[d, 3, 2, i] for d, i in zip(range(10), rng.integers(0, 174, 10))])
+  images = digits.render(f)[..., 0] / 255.0
+  cells = images[:, 4:28, 4:28].reshape(10, 8, 3, 8, 3).mean(axis=(2, 4))
+  for k, (d, _, _, i) in enumerate(f):
+    r = np.corrcoef(cells[k].ravel(), scans[d, i].ravel())[0, 1]
+    assert r > 0.9, (d, i, r)
+  assert images[:, :2].max() == 0 and images[:, -2:].max() == 0  # a margin at the edges
+
+
+def test_digits_rotation_turns_the_upright_digit():
+  from scipy import ndimage
+
+  upright = digits.render(_digit_factors([[d, 3, 2, 7] for d in range(10)]))[..., 0] / 255.0
+  for r, degrees in enumerate(digits.ROTATIONS_DEG):
+    rotated = digits.render(_digit_factors([[d, r, 2, 7] for d in range(10)]))[..., 0] / 255.0
+    # scipy turns counter-clockwise on screen for positive angles.
+    expected = np.clip(ndimage.rotate(upright, degrees, axes=(2, 1), reshape=False, order=1), 0,
+                       1)
+    for d in range(10):
+      r_match = np.corrcoef(rotated[d].ravel(), expected[d].ravel())[0, 1]
+      assert r_match > 0.9, (d, degrees, r_match)
+      if degrees:
+        assert np.corrcoef(rotated[d].ravel(), upright[d].ravel())[0, 1] < r_match
+
+
+def test_digits_stroke_thickens_monotonically_and_keeps_the_centre():
+  f = _digit_factors([[d, r, s, i] for d in range(10) for r in (0, 3) for i in (0, 100)
+                      for s in range(5)])
+  ink = (digits.render(f)[..., 0] / 255.0).reshape(-1, 5, 32, 32)
+  area = ink.sum(axis=(2, 3))
+  assert (np.diff(area, axis=1) > 0).all()
+  # Dilation: every thin stroke's full pixels stay full in the thicker ones.
+  for s in range(4):
+    assert (ink[:, s + 1][ink[:, s] == 1] == 1).all()
+  natural = area[:, 2]
+  assert (area[:, 0] > 0.3 * natural).all() and (area[:, 4] < 3 * natural).all()
+
+
+def test_digits_splits_are_disjoint_scans():
+  grid = np.stack(np.meshgrid(*[np.arange(s) for s in digits.FACTOR_SIZES], indexing='ij'),
+                  -1).reshape(-1, 4)
+  split = digits.split_of(grid)
+  assert (split == 'train').sum() == 49_000 and (split == 'test').sum() == 11_900
+  train = set(map(tuple, grid[split == 'train'][:, [0, 3]].tolist()))
+  test = set(map(tuple, grid[split == 'test'][:, [0, 3]].tolist()))
+  assert not train & test and len(train) == 1400 and len(test) == 340

@@ -22,7 +22,8 @@ Real datasets prepared by this package from the official files a user has, witho
              vertical_axis                                  python launch/prepare_mpi3d.py
 
 Procedural datasets (built offline on first use, see `disentangle_jax.data.builders`):
-procedural_dsprites, procedural_shapes3d, disks, ellipses, procedural_sprites.
+procedural_dsprites, procedural_shapes3d, disks, ellipses, procedural_sprites (train / validation /
+test by character), procedural_digits (an MNIST stand-in: train / test by scan).
 
 `open_dataset` opens one split as a `RecordReader`: random access by record index to numpy
 batches. A dataset that is not prepared raises `DatasetNotFoundError` saying which dataset, where
@@ -171,9 +172,15 @@ REAL_DATASETS = {
 }
 
 PROCEDURAL_DATASETS = {
-    name: Dataset(name, procedural=True)
-    for name in ('procedural_dsprites', 'procedural_shapes3d', 'disks', 'ellipses',
-                 'procedural_sprites')
+    d.name: d
+    for d in (
+        Dataset('procedural_dsprites', procedural=True),
+        Dataset('procedural_shapes3d', procedural=True),
+        Dataset('disks', procedural=True),
+        Dataset('ellipses', procedural=True),
+        Dataset('procedural_sprites', procedural=True, eval_split='validation'),
+        Dataset('procedural_digits', procedural=True, eval_split='test'),
+    )
 }
 
 CATALOGUE = {**PROCEDURAL_DATASETS, **REAL_DATASETS}
@@ -429,21 +436,25 @@ class RecordReader:
       ).reshape(len(examples), -1)
     return batch
 
-  def factor_table(self, chunk: int = 4096) -> np.ndarray:
-    """The factors of every record, int32 [N, K] (reads every record once, not its image)."""
-    def factors(indices):
+  def table(self, key: str, chunk: int = 4096) -> np.ndarray:
+    """`key` ('factors' or 'label') of every record, int32 [N, K]; our own records are read
+    without decompressing their images."""
+    def part(indices):
       if not self._fast:
-        return self.read(indices)['factors']
+        return self.read(indices)[key]
       try:
-        return self._decode_fast(self.source.__getitems__(list(indices)), images=False)['factors']
+        return self._decode_fast(self.source.__getitems__(list(indices)), images=False)[key]
       except DatasetCorruptedError:
         raise
       except Exception:  # pylint: disable=broad-except
-        return self.read(indices)['factors']  # which says what failed
+        return self.read(indices)[key]  # which says what failed
 
-    return np.concatenate(
-        [factors(range(s, min(s + chunk, len(self)))) for s in range(0, len(self), chunk)]
-    )
+    parts = [part(range(s, min(s + chunk, len(self)))) for s in range(0, len(self), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.int32)
+
+  def factor_table(self, chunk: int = 4096) -> np.ndarray:
+    """The factors of every record, int32 [N, K] (reads every record once)."""
+    return self.table('factors', chunk)
 
 
 def open_dataset(name: str, *, builder_config: str | None = None, data_dir: str | None = None,

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-RENDERER_NAMES = ('dsprites', 'shapes3d', 'disks', 'ellipses', 'sprites')
+RENDERER_NAMES = ('dsprites', 'shapes3d', 'disks', 'ellipses', 'sprites', 'digits')
 
 
 def get_renderer(name: str) -> ModuleType:

@@ -9,6 +9,7 @@ writes it as ArrayRecord, so `tfds.data_source('<name>')` reads it without Tenso
   ellipses             full (81,000), small
   procedural_sprites   full (96,768: train 80,640 / validation 8,064 / test 8,064, split by
                        character), small (48,384)
+  procedural_digits    full (60,900: train 49,000 / test 11,900, disjoint scans), small (2,610)
 
 Features of every record:
   image:          uint8 [H, W, C], a `Tensor` with zlib encoding (TFDS's `Image` feature would need
@@ -260,10 +261,22 @@ class ProceduralSprites(ProceduralBuilder):
   BUILDER_CONFIGS = _configs(split_fn='split_of')
 
 
+class ProceduralDigits(ProceduralBuilder):
+  """MNIST stand-in: scikit-learn's handwritten digit scans, rotated and re-stroked, 32x32x1.
+
+  Factors digit 10, rotation 7, stroke 5, instance 174; train holds instances 0..139 of each
+  digit, test the other 34 (disjoint scans). Builds offline from `sklearn.datasets.load_digits`.
+  """
+
+  RENDERER = 'digits'
+  BUILDER_CONFIGS = _configs(split_fn='split_of')
+
+
 #: TFDS name -> builder class, for the catalogue.
 BUILDERS = {
     cls.name: cls
-    for cls in (ProceduralDsprites, ProceduralShapes3d, Disks, Ellipses, ProceduralSprites)
+    for cls in (ProceduralDsprites, ProceduralShapes3d, Disks, Ellipses, ProceduralSprites,
+                ProceduralDigits)
 }
 
 
