@@ -147,3 +147,8 @@ __all__ += [
     'pairwise_squared_distances',
     'weight_decay',
 ]
+
+# Maximum mean discrepancy, InfoVAE and MMD-VAE (Gretton et al. 2012; Zhao et al. 2019).
+from disentangle_jax.losses.mmd import info_vae_loss, kernel_matrix, mmd, mmd_vae_loss  # noqa: E402
+
+__all__ += ['info_vae_loss', 'kernel_matrix', 'mmd', 'mmd_vae_loss']
