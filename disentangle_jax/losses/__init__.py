@@ -152,3 +152,8 @@ __all__ += [
 from disentangle_jax.losses.mmd import info_vae_loss, kernel_matrix, mmd, mmd_vae_loss  # noqa: E402
 
 __all__ += ['info_vae_loss', 'kernel_matrix', 'mmd', 'mmd_vae_loss']
+
+# The VAE on aggregated image features (Seitzer et al. 2020).
+from disentangle_jax.losses.featvae import feature_vae_loss  # noqa: E402
+
+__all__ += ['feature_vae_loss']
