@@ -4,4 +4,6 @@
 TFDS and numpy only, the renderers are imported when a builder is used.
 """
 
+from disentangle_jax.data.builders import celeba  # noqa: F401
+from disentangle_jax.data.builders import mpi3d  # noqa: F401
 from disentangle_jax.data.builders import procedural  # noqa: F401
