@@ -42,7 +42,7 @@ def test_every_builder_is_registered_and_listed():
   assert set(procedural.BUILDERS) <= names
   assert set(procedural.BUILDERS) == {
       'procedural_dsprites', 'procedural_shapes3d', 'disks', 'ellipses', 'procedural_sprites',
-      'procedural_digits'}
+      'procedural_digits', 'mixture_of_digits'}
   assert [c.name for c in procedural.ProceduralDsprites.BUILDER_CONFIGS] == [
       'full', 'antialiased', 'small']
 
@@ -271,3 +271,42 @@ def test_digits_test_split_holds_only_test_scans(tfds_data_dir):
   assert len(tables['train']) == 2_160 and len(tables['test']) == 450
   assert (tables['train'][:, 3] * instance_stride < renderer.NUM_TRAIN_INSTANCES).all()
   assert (tables['test'][:, 3] * instance_stride >= renderer.NUM_TRAIN_INSTANCES).all()
+
+
+# --- Mixture of digits. ---------------------------------------------------------------------
+
+
+def test_mixture_of_digits_configs_sizes_and_disjoint_scans():
+  for config, classes in (('pairs', 45), ('distractors', 28), ('small', 45)):
+    cfg = procedural.MixtureOfDigits.builder_configs[config]
+    sizes = procedural.num_examples('mixture_of_digits', config)
+    assert sizes == {'train': cfg.num_train, 'validation': cfg.num_validation}
+    train = procedural.mixture_factors(cfg, 'train')
+    valid = procedural.mixture_factors(cfg, 'validation')
+    assert len(train) == cfg.num_train and len(valid) == cfg.num_validation
+    renderer = gt_lib.get_renderer('digit_mixture')
+    for table in (train, valid):
+      labels = renderer.pair_label(table[:, 0], table[:, 1], cfg.class_digits)
+      counts = np.bincount(labels, minlength=classes)
+      assert counts.size == classes and counts.max() - counts.min() <= 1
+    scans = lambda t: {(d, i) for cols in ((0, 2), (1, 3), (8, 9))  # noqa: E731
+                       for d, i in t[:, cols].tolist() if d != renderer.NO_DISTRACTOR}
+    assert not scans(train) & scans(valid)
+  assert procedural.num_examples('mixture_of_digits') == {'train': 20_000, 'validation': 5_000}
+
+
+def test_mixture_of_digits_records_carry_the_pair_label(tfds_data_dir):
+  reader = datasets.open_dataset('mixture_of_digits', builder_config='small',
+                                 data_dir=tfds_data_dir, split='validation')
+  batch = reader.read(range(64))
+  renderer = gt_lib.get_renderer('digit_mixture')
+  np.testing.assert_array_equal(
+      batch['label'][:, 0], renderer.pair_label(batch['factors'][:, 0], batch['factors'][:, 1]))
+  np.testing.assert_array_equal(batch['image'], renderer.render(batch['factors']))
+  info = datasets.describe('mixture_of_digits', builder_config='small', data_dir=tfds_data_dir)
+  assert info.label_names == ('pair',) and info.image_shape == (56, 56, 1)
+  truth = datasets.ground_truth('mixture_of_digits', builder_config='small',
+                                data_dir=tfds_data_dir)
+  assert truth.num_examples == 500  # the validation records, drawn as they are
+  factors = truth.sample_factors(np.random.default_rng(0), 200)
+  assert truth.contains(factors).all()

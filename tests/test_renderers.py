@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from disentangle_jax.data.renderers import (_common, digits, disks, dsprites, ellipses, shapes3d,
-                                            sprites)
+from disentangle_jax.data.renderers import (_common, digit_mixture, digits, disks, dsprites,
+                                            ellipses, shapes3d, sprites)
 
 RENDERERS = {
     'dsprites': dsprites,
@@ -519,3 +519,71 @@ def test_digits_splits_are_disjoint_scans():
   train = set(map(tuple, grid[split == 'train'][:, [0, 3]].tolist()))
   test = set(map(tuple, grid[split == 'test'][:, [0, 3]].tolist()))
   assert not train & test and len(train) == 1400 and len(test) == 340
+
+
+# --- Mixture of digits. ---------------------------------------------------------------------
+
+
+def test_mixture_classes_are_balanced_pairs_of_two_different_digits():
+  rng = np.random.default_rng(0)
+  f = digit_mixture.sample_factors(rng, 1_000)
+  labels = digit_mixture.pair_label(f[:, 0], f[:, 1])
+  counts = np.bincount(labels, minlength=45)
+  assert counts.size == 45 and counts.max() - counts.min() <= 1
+  assert (f[:, 0] < f[:, 1]).all() and (f[:, 8] == digit_mixture.NO_DISTRACTOR).all()
+  np.testing.assert_array_equal(digit_mixture.pairs()[labels], f[:, :2])
+  assert digit_mixture.pair_label(np.array([6]), np.array([3]))[0] == digit_mixture.pair_label(
+      np.array([3]), np.array([6]))[0]
+  corners = f[:, [4, 5, 6, 7]].reshape(-1, 2, 2)
+  assert (digit_mixture.box_iou(corners[:, 0], corners[:, 1]) <= 0.1).all()
+  assert corners.min() == 0 and corners.max() == 28
+  # The usefulness variant: 28 classes over 0..7, and an 8 or a 9 in every image.
+  g = digit_mixture.sample_factors(rng, 840, class_digits=range(8), distractors=(8, 9))
+  labels = digit_mixture.pair_label(g[:, 0], g[:, 1], range(8))
+  assert (np.bincount(labels, minlength=28) == 30).all()
+  assert set(np.unique(g[:, 8]).tolist()) == {8, 9} and (g[:, :2] < 8).all()
+  corners = g[:, [4, 5, 6, 7, 10, 11]].reshape(-1, 3, 2)
+  for i, j in ((0, 1), (0, 2), (1, 2)):
+    assert (digit_mixture.box_iou(corners[:, i], corners[:, j]) <= 0.1).all()
+  with pytest.raises(ValueError, match='not one of the classes'):
+    digit_mixture.pair_label(np.array([8]), np.array([9]), range(8))
+
+
+def test_mixture_masks_cover_their_digits_and_nothing_else():
+  rng = np.random.default_rng(1)
+  f = np.concatenate([
+      digit_mixture.sample_factors(rng, 40),
+      digit_mixture.sample_factors(rng, 40, class_digits=range(8), distractors=(8, 9))])
+  images = digit_mixture.render(f)
+  assert images.shape == (80, 56, 56, 1) and images.dtype == np.uint8
+  np.testing.assert_array_equal(images, digit_mixture.render(f))
+  masks, names = digit_mixture.concept_masks(f)
+  assert masks.shape == (80, 56, 56, 10) and names == tuple('0123456789')
+  # The union of the masks is exactly the image's ink (pixels >= 0.5).
+  np.testing.assert_array_equal(masks.any(-1), images[..., 0] >= 128)
+  for i, row in enumerate(f):
+    shown = {row[0], row[1]} | ({row[8]} if row[8] != digit_mixture.NO_DISTRACTOR else set())
+    present = set(np.flatnonzero(masks[i].any(axis=(0, 1))).tolist())
+    assert present == shown, (i, present, shown)
+    # Each digit's mask lies in its own 28x28 patch and fills a plausible part of it.
+    for d, (r, c) in ((row[0], row[4:6]), (row[1], row[6:8])):
+      inside = np.zeros((56, 56), bool)
+      inside[r : r + 28, c : c + 28] = True
+      assert not (masks[i, ..., d] & ~inside).any()
+      assert 20 < masks[i, ..., d].sum() < 400
+  # Moving a digit by a whole patch moves its mask by the same amount.
+  row = np.array([[3, 6, 5, 9, 0, 0, 28, 28, 10, 0, 0, 0]])
+  moved = row.copy()
+  moved[0, 5] = 28
+  a, b = digit_mixture.concept_masks(row)[0][0], digit_mixture.concept_masks(moved)[0][0]
+  np.testing.assert_array_equal(b[:, 28:, 3], a[:, :28, 3])
+  np.testing.assert_array_equal(b[..., 6], a[..., 6])
+  assert not b[:, :28, 3].any()
+
+
+def test_mixture_rejects_bad_factors():
+  with pytest.raises(ValueError, match='shape'):
+    digit_mixture.render(np.zeros((1, 11), np.int64))
+  with pytest.raises(ValueError, match='outside'):
+    digit_mixture.render(np.asarray([digit_mixture.FACTOR_SIZES], np.int64))
+  assert digit_mixture.render(np.zeros((0, 12), np.int64)).shape == (0, 56, 56, 1)

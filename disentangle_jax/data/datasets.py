@@ -23,7 +23,8 @@ Real datasets prepared by this package from the official files a user has, witho
 
 Procedural datasets (built offline on first use, see `disentangle_jax.data.builders`):
 procedural_dsprites, procedural_shapes3d, disks, ellipses, procedural_sprites (train / validation /
-test by character), procedural_digits (an MNIST stand-in: train / test by scan).
+test by character), procedural_digits (an MNIST stand-in: train / test by scan),
+mixture_of_digits (two digits per image, labelled by the pair; train / validation by scan).
 
 `open_dataset` opens one split as a `RecordReader`: random access by record index to numpy
 batches. A dataset that is not prepared raises `DatasetNotFoundError` saying which dataset, where
@@ -180,6 +181,10 @@ PROCEDURAL_DATASETS = {
         Dataset('ellipses', procedural=True),
         Dataset('procedural_sprites', procedural=True, eval_split='validation'),
         Dataset('procedural_digits', procedural=True, eval_split='test'),
+        Dataset(
+            'mixture_of_digits', procedural=True, label_keys=('label',), label_names=('pair',),
+            eval_split='validation', ground_truth_split='validation',
+        ),
     )
 }
 
@@ -562,7 +567,7 @@ def describe(name: str, *, builder_config: str | None = None, data_dir: str | No
     grid = builder.ground_truth
     return Description(
         _full_name(builder), tuple(grid.image_shape), tuple(grid.factor_names),
-        tuple(grid.factor_sizes), (),
+        tuple(grid.factor_sizes), dataset.label_names,
         procedural.num_examples(dataset.name, builder.builder_config.name),
     )
   features = builder.info.features

@@ -24,7 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-RENDERER_NAMES = ('dsprites', 'shapes3d', 'disks', 'ellipses', 'sprites', 'digits')
+RENDERER_NAMES = ('dsprites', 'shapes3d', 'disks', 'ellipses', 'sprites', 'digits',
+                  'digit_mixture')
 
 
 def get_renderer(name: str) -> ModuleType:

@@ -10,6 +10,10 @@ writes it as ArrayRecord, so `tfds.data_source('<name>')` reads it without Tenso
   procedural_sprites   full (96,768: train 80,640 / validation 8,064 / test 8,064, split by
                        character), small (48,384)
   procedural_digits    full (60,900: train 49,000 / test 11,900, disjoint scans), small (2,610)
+  mixture_of_digits    pairs (45 classes, train 20,000 / validation 5,000), distractors (28
+                       classes, an 8 or 9 added to every image), small (45 classes, 2,000 / 500
+                       from 20 / 5 scans per digit):
+                       sampled factor rows, not a grid; records also hold `label`
 
 Features of every record:
   image:          uint8 [H, W, C], a `Tensor` with zlib encoding (TFDS's `Image` feature would need
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 from typing import Any, Iterator
 
 from etils import epath
@@ -141,6 +146,7 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     }
     for name, size in zip(grid.factor_names, grid.factor_sizes):
       features[f'label_{name}'] = tfds.features.ClassLabel(num_classes=size)
+    features.update(self._extra_feature_specs())
     return tfds.core.DatasetInfo(
         builder=self,
         description=(self.__doc__ or '').strip(),
@@ -158,8 +164,12 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     splits = self.split_keys(self.builder_config)
     return {name: self._generate_examples(name, keys) for name, keys in splits.items()}
 
+  def _extra_feature_specs(self) -> dict[str, Any]:
+    """TFDS features besides the image, factors and factor labels (none here)."""
+    return {}
+
   def _extra_features(self, split: str, factors: np.ndarray) -> dict[str, np.ndarray]:
-    """Features besides the image, factors and factor labels, per record (none here)."""
+    """The values of `_extra_feature_specs` for records of `split` with these factors."""
     del split, factors
     return {}
 
@@ -272,11 +282,100 @@ class ProceduralDigits(ProceduralBuilder):
   BUILDER_CONFIGS = _configs(split_fn='split_of')
 
 
+@dataclasses.dataclass(eq=False)
+class MixtureConfig(ProceduralConfig):
+  """A mixture-of-digits config: which digits make the classes, distractors, sizes.
+
+  Attributes:
+    class_digits: the digits whose unordered pairs are the classes.
+    distractors: digits one of which is added to every image (() for none).
+    num_train, num_validation: images per split (classes balanced to within one image).
+    seed: the records' seed; train and validation draw from their own streams.
+    scan_stride: use every `scan_stride`-th scan of each split (fewer glyphs to draw: a small
+      config builds in seconds).
+  """
+
+  class_digits: tuple[int, ...] = tuple(range(10))
+  distractors: tuple[int, ...] = ()
+  num_train: int = 20_000
+  num_validation: int = 5_000
+  seed: int = 0
+  scan_stride: int = 1
+
+
+@functools.lru_cache(maxsize=8)
+def mixture_factors(config: MixtureConfig, split: str) -> np.ndarray:
+  """The factor rows of a mixture config's split, record by record; int64 [n, 12].
+
+  Training images use the training scans of each digit, validation images the others, so
+  validation accuracy measures generalisation to new handwriting.
+  """
+  from disentangle_jax.data.renderers import digit_mixture, digits  # pylint: disable=g-import-not-at-top
+
+  stride = config.scan_stride
+  instances = {
+      'train': range(0, digits.NUM_TRAIN_INSTANCES, stride),
+      'validation': range(digits.NUM_TRAIN_INSTANCES, digits.INSTANCES_PER_DIGIT, stride),
+  }
+  count = {'train': config.num_train, 'validation': config.num_validation}
+  rng = np.random.default_rng([config.seed, list(instances).index(split)])
+  return digit_mixture.sample_factors(
+      rng, count[split], class_digits=config.class_digits, distractors=config.distractors,
+      instances=instances[split])
+
+
+class MixtureOfDigits(ProceduralBuilder):
+  """Two different handwritten digits per 56x56x1 image; the class is the unordered pair.
+
+  Zhou's "Mixture of MNIST" sanity check for unit interpretability, offline: the digits are
+  scikit-learn's scans (training scans for `train`, the others for `validation`). Records hold
+  the image, `label` (the pair's class), and the renderer's factor row (which digits and scans,
+  where); the per-pixel digit masks come from `digit_mixture.concept_masks(factors)`.
+  """
+
+  RENDERER = 'digit_mixture'
+  BUILDER_CONFIGS = [
+      MixtureConfig(name='pairs', description='45 classes (pairs of 0-9), 20,000 / 5,000 images.'),
+      MixtureConfig(
+          name='distractors', class_digits=tuple(range(8)), distractors=(8, 9),
+          description=('The usefulness variant: 28 classes (pairs of 0-7), and an 8 or a 9 at '
+                       'random in every image, 20,000 / 5,000 images.'),
+      ),
+      MixtureConfig(
+          name='small', num_train=2_000, num_validation=500, scan_stride=7,
+          description=('45 classes, 2,000 / 500 images from 20 / 5 scans per digit, for tests '
+                       'and CPU runs.'),
+      ),
+  ]
+
+  @classmethod
+  def split_keys(cls, config: MixtureConfig) -> dict[str, np.ndarray]:
+    return {'train': np.arange(config.num_train, dtype=np.int64),
+            'validation': np.arange(config.num_validation, dtype=np.int64)}
+
+  def factors_of_keys(self, split: str, keys: np.ndarray) -> np.ndarray:
+    return mixture_factors(self.builder_config, split)[keys]
+
+  @property
+  def num_classes(self) -> int:
+    n = len(self.builder_config.class_digits)
+    return n * (n - 1) // 2
+
+  def _extra_feature_specs(self) -> dict[str, Any]:
+    return {'label': tfds.features.ClassLabel(num_classes=self.num_classes)}
+
+  def _extra_features(self, split: str, factors: np.ndarray) -> dict[str, np.ndarray]:
+    from disentangle_jax.data.renderers import digit_mixture  # pylint: disable=g-import-not-at-top
+
+    return {'label': digit_mixture.pair_label(factors[:, 0], factors[:, 1],
+                                              self.builder_config.class_digits)}
+
+
 #: TFDS name -> builder class, for the catalogue.
 BUILDERS = {
     cls.name: cls
     for cls in (ProceduralDsprites, ProceduralShapes3d, Disks, Ellipses, ProceduralSprites,
-                ProceduralDigits)
+                ProceduralDigits, MixtureOfDigits)
 }
 
 
