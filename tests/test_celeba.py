@@ -104,6 +104,18 @@ def test_other_crops_take_the_documented_window(config, crop, window, tmp_path):
   assert abs(int(stored[ids.tolist().index(1), 0, 0, 0]) - window[0].start) <= crop / 64 + 1
 
 
+def test_crop_and_resize_is_the_loaders_resize_rounded():
+  rng = np.random.default_rng(0)
+  for shape in [(3, 178, 178, 3), (2, 108, 108, 3), (2, 50, 70, 1)]:
+    images = rng.integers(0, 256, shape).astype(np.uint8)
+    ours = celeba.crop_and_resize(images, 64).astype(np.float32)
+    loader = preprocess.resize(images.astype(np.float32), 64)
+    assert ours.shape == (shape[0], 64, 64, shape[3])
+    assert np.abs(ours - loader).max() <= 0.5 + 1e-3  # rounded to the nearest level
+  flat = np.full((1, 178, 178, 3), 77, np.uint8)
+  np.testing.assert_array_equal(celeba.crop_and_resize(flat, 64), 77)
+
+
 def test_an_extracted_image_directory_works_like_the_archive(tmp_path):
   fake = fake_sources.write_fake_celeba(str(tmp_path / 'source'), num_images=5, extracted=True)
   assert not os.path.exists(tmp_path / 'source' / 'img_align_celeba.zip')

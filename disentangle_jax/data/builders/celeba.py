@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import io
 import os
 import threading
@@ -210,12 +211,31 @@ def _centre_crop(image: np.ndarray, crop: int, name: str) -> np.ndarray:
   return image[top : top + crop, left : left + crop]
 
 
-def crop_and_resize(images: np.ndarray, image_size: int) -> np.ndarray:
-  """uint8 [b, s, s, 3] -> uint8 [b, image_size, image_size, 3] with the loader's filter."""
+@functools.lru_cache(maxsize=8)
+def _resize_matrix(in_size: int, out_size: int) -> np.ndarray:
+  """The loader's resize filter (`preprocess.resize_taps`) as a dense [out, in] matrix."""
   from disentangle_jax.data import preprocess  # pylint: disable=g-import-not-at-top
 
-  resized = preprocess.resize(images.astype(np.float32), image_size)
-  return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+  index, weights = preprocess.resize_taps(in_size, out_size)
+  matrix = np.zeros((out_size, in_size), np.float32)
+  rows = np.repeat(np.arange(out_size), index.shape[1])
+  np.add.at(matrix, (rows, index.ravel()), weights.ravel())  # clamped taps add up
+  return matrix
+
+
+def crop_and_resize(images: np.ndarray, image_size: int) -> np.ndarray:
+  """uint8 [b, h, w, c] -> uint8 [b, image_size, image_size, c] with the loader's filter.
+
+  The same weights as `preprocess.resize`, applied as two matrix products (about twice as fast
+  on 178×178 crops); the result is rounded to the nearest level.
+  """
+  b, h, w, c = images.shape
+  x = np.ascontiguousarray(images.transpose(0, 1, 3, 2), dtype=np.float32)  # [b, h, c, w]
+  x = x.reshape(-1, w) @ _resize_matrix(w, image_size).T  # [b*h*c, size]
+  x = np.ascontiguousarray(x.reshape(b, h, c, image_size).transpose(0, 2, 3, 1))  # [b, c, s, h]
+  x = x.reshape(-1, h) @ _resize_matrix(h, image_size).T  # [b*c*s, size]
+  x = x.reshape(b, c, image_size, image_size).transpose(0, 3, 2, 1)  # [b, rows, cols, c]
+  return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def _decode(files: _ImageFiles, name: str, crop: int) -> np.ndarray:
