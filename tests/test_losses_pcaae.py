@@ -112,3 +112,22 @@ def test_bad_arguments_name_the_problem():
     pcaae_covariance_loss(jnp.zeros((4, 2)), normalization='m')
   with pytest.raises(ValueError, match=r'\[batch, components\]'):
     pcaae_covariance_loss(jnp.zeros((4,)))
+
+
+def test_gradient_descent_on_the_loss_decorrelates_a_new_linear_component():
+  """Tiny end-to-end: z1 = x·u frozen, z2 = x·w learned from a start close to u."""
+  x = jax.random.normal(jax.random.key(3), (512, 4)) * jnp.array([3.0, 2.0, 1.0, 0.5])
+  u = jnp.array([1.0, 0.0, 0.0, 0.0])
+
+  def codes(w):
+    z = jnp.stack([x @ u, x @ w], axis=1)
+    return (z - z.mean(0)) / z.std(0)  # the affine-free BatchNorm
+
+  loss = lambda w: pcaae_covariance_loss(codes(w))  # noqa: E731
+  w0 = jnp.array([1.0, 0.3, 0.2, 0.1])
+  step = jax.jit(lambda w: w - 0.5 * jax.grad(loss)(w))
+  w = w0
+  for _ in range(200):
+    w = step(w)
+  assert float(loss(w0)) > 0.5
+  assert float(loss(w)) < 1e-4
