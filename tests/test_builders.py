@@ -15,7 +15,8 @@ from disentangle_jax.data import datasets
 from disentangle_jax.data import ground_truth as gt_lib
 from disentangle_jax.data.builders import procedural
 
-SMALL = [(name, 'small') for name in procedural.BUILDERS] + [('disks', 'holdout')]
+SMALL = [(name, 'small') for name in procedural.BUILDERS] + [('disks', 'holdout'),
+                                                            ('disks', 'grey')]
 #: Renderers too slow to render a whole small grid in a test (~0.5 ms an image): these builds
 #: stop after this many examples, in a private data dir.
 CAPPED = {'procedural_sprites': 2048, 'procedural_shapes3d': 2048}
@@ -55,6 +56,7 @@ def test_full_grid_sizes_without_building():
   holdout = procedural.num_examples('disks', 'holdout')
   assert holdout['train'] + holdout['holdout'] == 128 and holdout['holdout'] == 29
   assert procedural.num_examples('procedural_digits') == {'train': 49_000, 'test': 11_900}
+  assert procedural.num_examples('disks', 'grey') == {'train': 2_176}
   assert procedural.num_examples('procedural_digits', 'small') == {'train': 2_160, 'test': 450}
 
 
@@ -310,3 +312,13 @@ def test_mixture_of_digits_records_carry_the_pair_label(tfds_data_dir):
   assert truth.num_examples == 500  # the validation records, drawn as they are
   factors = truth.sample_factors(np.random.default_rng(0), 200)
   assert truth.contains(factors).all()
+
+
+def test_grey_disks_config_has_radius_and_grey_level(tfds_data_dir):
+  info = datasets.describe('disks', builder_config='grey', data_dir=tfds_data_dir)
+  assert info.factor_names == ('radius', 'grey_level') and info.factor_sizes == (128, 17)
+  truth = datasets.ground_truth('disks', builder_config='grey', data_dir=tfds_data_dir)
+  factors = np.array([[40, 0], [40, 16]])
+  images = truth.images_for(factors)
+  np.testing.assert_allclose(images[0].max(), 0.2, atol=0.003)
+  np.testing.assert_allclose(images[1].max(), 1.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from disentangle_jax.data.renderers import (_common, digit_mixture, digits, disks, dsprites,
-                                            ellipses, shapes3d, sprites)
+                                            ellipses, grey_disks, shapes3d, sprites)
 
 RENDERERS = {
     'dsprites': dsprites,
@@ -15,6 +15,7 @@ RENDERERS = {
     'ellipses': ellipses,
     'sprites': sprites,
     'digits': digits,
+    'grey_disks': grey_disks,
 }
 GRID_SIZES = {
     'dsprites': 737_280,
@@ -23,6 +24,7 @@ GRID_SIZES = {
     'ellipses': 81_000,
     'sprites': 96_768,
     'digits': 60_900,
+    'grey_disks': 2_176,
 }
 
 
@@ -587,3 +589,21 @@ def test_mixture_rejects_bad_factors():
   with pytest.raises(ValueError, match='outside'):
     digit_mixture.render(np.asarray([digit_mixture.FACTOR_SIZES], np.int64))
   assert digit_mixture.render(np.zeros((0, 12), np.int64)).shape == (0, 56, 56, 1)
+
+
+# --- Grey-level disks. ----------------------------------------------------------------------
+
+
+def test_grey_disks_are_disks_scaled_by_their_grey_level():
+  levels = grey_disks.factor_values('grey_level')
+  np.testing.assert_allclose(levels[[0, 8, 16]], [0.2, 0.6, 1.0])
+  radii = np.arange(0, 128, 9)
+  white = grey_disks.render(np.stack([radii, np.full_like(radii, 16)], -1))
+  np.testing.assert_array_equal(white, disks.render(radii[:, None]))
+  for g in range(17):
+    image = grey_disks.render(np.stack([radii, np.full_like(radii, g)], -1))
+    np.testing.assert_allclose(image.astype(float), levels[g] * white, atol=1.0)  # two roundings
+    assert abs(int(image[radii > 8].max()) - 255 * levels[g]) <= 0.5 + 1e-9
+  assert not grey_disks.render(np.array([[0, 5]])).any()  # radius 0: empty at any level
+  np.testing.assert_array_equal(grey_disks.holdout_mask(np.array([[44, 3], [80, 3]])),
+                                [True, False])

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 RENDERER_NAMES = ('dsprites', 'shapes3d', 'disks', 'ellipses', 'sprites', 'digits',
-                  'digit_mixture')
+                  'digit_mixture', 'grey_disks')
 
 
 def get_renderer(name: str) -> ModuleType:

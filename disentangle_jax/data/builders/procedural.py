@@ -5,7 +5,8 @@ writes it as ArrayRecord, so `tfds.data_source('<name>')` reads it without Tenso
 
   procedural_dsprites  full (737,280 binary images), antialiased, small (reduced grid)
   procedural_shapes3d  full (480,000), small
-  disks                full (128 radii), holdout (radii 11..18 px moved to a `holdout` split), small
+  disks                full (128 radii), holdout (radii 11..18 px moved to a `holdout` split), small,
+                       grey (radius 128 x grey level 17 = 2,176)
   ellipses             full (81,000), small
   procedural_sprites   full (96,768: train 80,640 / validation 8,064 / test 8,064, split by
                        character), small (48,384)
@@ -234,7 +235,10 @@ class ProceduralShapes3d(ProceduralBuilder):
 
 
 class Disks(ProceduralBuilder):
-  """One centred, slightly blurred disk whose radius varies, 64x64x1 (Newson et al.)."""
+  """One centred, slightly blurred disk whose radius varies, 64x64x1 (Newson et al.).
+
+  `grey` adds a second factor, the disk's grey level (the `grey_disks` renderer).
+  """
 
   RENDERER = 'disks'
   BUILDER_CONFIGS = _configs(
@@ -244,7 +248,14 @@ class Disks(ProceduralBuilder):
               'The full grid with radii 11..18 px moved from `train` to a `holdout` split, for '
               'the interpolation experiment.'
           ),
-      )
+      ),
+      ProceduralConfig(
+          name='grey', renderer='grey_disks',
+          description=(
+              'Radius 128 x grey level 17 (0.2..1.0): the PCA-like autoencoder\'s documented '
+              'failure case for its second component. 2,176 images.'
+          ),
+      ),
   )
 
 
