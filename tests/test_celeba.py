@@ -124,6 +124,14 @@ def test_an_extracted_image_directory_works_like_the_archive(tmp_path):
   ids = np.array([r['image_id'] for r in records])
   np.testing.assert_array_equal(np.stack([r['image'] for r in records]),
                                 _expected(fake['images'][ids - 1], 178))
+  # Unzipped into a folder of the archive's name: img_align_celeba/img_align_celeba/*.jpg.
+  outer = tmp_path / 'nested' / 'img_align_celeba'
+  os.makedirs(outer)
+  os.rename(tmp_path / 'source' / 'img_align_celeba', outer / 'img_align_celeba')
+  for name in ('list_attr_celeba.txt', 'list_eval_partition.txt'):
+    os.rename(tmp_path / 'source' / name, tmp_path / 'nested' / name)
+  assert celeba.find_source_files(str(tmp_path / 'nested')).images == str(
+      outer / 'img_align_celeba')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +227,25 @@ def test_an_archive_missing_a_listed_image_is_an_error_naming_it(tmp_path):
       archive.writestr(name, data)
   with pytest.raises(celeba.CelebASourceError, match=r'1 images .* \(e\.g\. 000003\.jpg\)'):
     celeba.prepare(str(source), data_dir=str(tmp_path / 'tfds'))
+
+
+def test_a_damaged_image_is_an_error_naming_it_and_a_killed_builds_leftovers_go(tmp_path):
+  source = tmp_path / 'source'
+  fake_sources.write_fake_celeba(str(source), num_images=4)
+  with zipfile.ZipFile(source / 'img_align_celeba.zip') as archive:
+    members = {n: archive.read(n) for n in archive.namelist()}
+  members['img_align_celeba/000002.jpg'] = b'not a jpeg'
+  with zipfile.ZipFile(source / 'img_align_celeba.zip', 'w') as archive:
+    for name, data in members.items():
+      archive.writestr(name, data)
+  with pytest.raises(celeba.CelebASourceError, match='image 000002.jpg .* cannot be read'):
+    celeba.prepare(str(source), data_dir=str(tmp_path / 'tfds'))
+  config_dir = tmp_path / 'tfds' / 'celeb_a64' / 'crop178'
+  assert not (config_dir / '1.0.0').exists()
+  os.makedirs(config_dir / 'incomplete.ABC123_1.0.0' / 'x')  # what a killed build leaves
+  fake_sources.write_fake_celeba(str(source), num_images=4)
+  celeba.prepare(str(source), data_dir=str(tmp_path / 'tfds'))
+  assert sorted(os.listdir(config_dir)) == ['1.0.0']
 
 
 def test_an_attribute_file_without_a_column_names_the_column(tmp_path):

@@ -49,6 +49,8 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from disentangle_jax.data.builders import manual
+
 ARCHIVE = 'img_align_celeba.zip'
 IMAGE_DIR = 'img_align_celeba'
 ATTRIBUTES_FILE = 'list_attr_celeba.txt'
@@ -103,6 +105,8 @@ def find_source_files(source_dir: str) -> SourceFiles:
   source_dir = os.path.expanduser(os.fspath(source_dir))
   archive = os.path.join(source_dir, ARCHIVE)
   extracted = os.path.join(source_dir, IMAGE_DIR)
+  if os.path.isdir(os.path.join(extracted, IMAGE_DIR)):  # unzipped into a folder of its name
+    extracted = os.path.join(extracted, IMAGE_DIR)
   images = archive if os.path.isfile(archive) else extracted if os.path.isdir(extracted) else None
   missing = [] if images else [f'{ARCHIVE} (or an extracted {IMAGE_DIR}/)']
   paths = {}
@@ -241,8 +245,14 @@ def crop_and_resize(images: np.ndarray, image_size: int) -> np.ndarray:
 def _decode(files: _ImageFiles, name: str, crop: int) -> np.ndarray:
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
-  with Image.open(io.BytesIO(files.read(name))) as image:
-    array = np.asarray(image.convert('RGB'))
+  try:
+    with Image.open(io.BytesIO(files.read(name))) as image:
+      array = np.asarray(image.convert('RGB'))
+  except (OSError, ValueError, zipfile.BadZipFile) as e:
+    raise CelebASourceError(
+        f'image {name} of {files.path} cannot be read ({e}): the file is damaged; download '
+        f'{ARCHIVE} again.'
+    ) from e
   return _centre_crop(array, crop, name)
 
 
@@ -387,8 +397,4 @@ def prepare(source_dir: str, *, data_dir: str | None = None, config: str = 'crop
     return os.fspath(builder.data_dir)
   source_dir = os.path.abspath(os.path.expanduser(source_dir))
   find_source_files(source_dir)  # the missing-file error before TFDS starts
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=source_dir,
-                                                   try_download_gcs=False),
-  )
-  return os.fspath(builder.data_dir)
+  return manual.build_from(builder, source_dir)

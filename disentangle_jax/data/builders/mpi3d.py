@@ -51,6 +51,8 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from disentangle_jax.data.builders import manual
+
 FACTOR_NAMES = ('object_color', 'object_shape', 'object_size', 'camera_height',
                 'background_color', 'horizontal_axis', 'vertical_axis')
 FULL_SIZES = (6, 6, 2, 3, 3, 40, 40)
@@ -293,8 +295,4 @@ def prepare(source_dir: str, *, variant: str = 'toy', data_dir: str | None = Non
   source_dir = os.path.abspath(os.path.expanduser(source_dir))
   factor_sizes_for(NpzImages(source_path(source_dir, configs[variant])),
                    configs[variant].factor_sizes, factor_sizes)  # errors before TFDS starts
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=source_dir,
-                                                   try_download_gcs=False),
-  )
-  return os.fspath(builder.data_dir)
+  return manual.build_from(builder, source_dir)
