@@ -9,8 +9,8 @@ Real datasets (prepared by TFDS in ArrayRecord format; never downloaded from her
   mnist      60,000 + 10,000  28×28×1  label: digit
   celeb_a    162,770 / 19,867 / 19,962  218×178×3 -> centre crop 178 -> 64×64  label: 40 attributes
 
-TFDS 4.9.10 has no Cars3D or MPI3D builder; `IndexedGroundTruth` serves any such grid once a
-builder for it exists.
+TFDS 4.9.10 has no Cars3D or MPI3D builder: MPI3D is built here (below), and
+`IndexedGroundTruth` serves any such grid once a builder for it exists.
 
 Real datasets prepared by this package from the official files a user has, without TensorFlow
 (records written like the procedural ones, see `disentangle_jax.data.builders`):
