@@ -73,7 +73,8 @@ def test_corrupted_latest_checkpoint_is_skipped(tmp_path, tfds_data_dir):
       open(os.path.join(root, name), 'w').close()
   result = train_util.run_main(CONFIG, workdir, flags)
   log = result.stderr + result.stdout
-  assert 'Skipping checkpoint step 8' in log
+  assert 'Checkpoint step 8' in log and 'is unreadable' in log
   assert 'Resumed from step 4' in log
   assert _checkpoint_steps(workdir) == [4, 8]
-  assert os.path.isdir(os.path.join(workdir, 'checkpoints', '8.corrupt'))
+  set_aside = [d for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.startswith('8.unreadable-')]
+  assert len(set_aside) == 1

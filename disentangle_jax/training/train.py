@@ -16,6 +16,7 @@ import numpy as np
 from disentangle_jax.data import pipeline
 from disentangle_jax.objectives import get_objective
 from disentangle_jax.training import evaluation, pictures, sharding
+from disentangle_jax.training import workdir as workdir_lib
 from disentangle_jax.training.checkpoint import Checkpointer
 from disentangle_jax.training.progress import Progress, check_finite, itstime
 from disentangle_jax.training.step import make_train_step
@@ -24,12 +25,11 @@ from disentangle_jax.training.writers import MetricWriter
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """The resolved config, so any later job can rebuild the model from the workdir alone."""
-  if jax.process_index() == 0:
-    path = os.path.join(workdir, 'config.json')
-    with open(path + '.tmp', 'w') as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    os.replace(path + '.tmp', path)
+  """The resolved config, so any later job can rebuild the model from the workdir alone.
+
+  Written atomically (a crash leaves the old file or the new one) by process 0.
+  """
+  workdir_lib.write_config(config, workdir)
 
 
 def init_batch(info, batch_size: int) -> dict:
@@ -62,23 +62,36 @@ def _headline(scalars: dict) -> dict:
   return {k: v for k, v in scalars.items() if k.startswith('loss/')}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains `config.objective` on `config.data`, resuming from `workdir` if it holds a checkpoint."""
-  os.makedirs(workdir, exist_ok=True)
-  write_config(config, workdir)
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    run_options: workdir_lib.RunOptions | None = None,
+) -> TrainState:
+  """Trains `config.objective` on `config.data`, resuming from `workdir` if it holds a checkpoint.
+
+  The workdir is locked for the run; the config, a rerun's changes, the devices, the data and the
+  state are checked (bad input raises `disentangle_jax.errors.UserError`) before `config.json` is
+  written. `run_options`: what a rerun may do beyond its config (`workdir.RunOptions`).
+  """
+  run = workdir_lib.open_workdir(config, workdir, run_options)
   mesh = sharding.make_mesh()
-  sharding.check_batch_size(config.batch_size, mesh)
-  info = pipeline.dataset_info(config.data)
-  objective = build_objective(config, info)
+  with workdir_lib.checking('config.batch_size'):
+    sharding.check_batch_size(config.batch_size, mesh)
+  with workdir_lib.checking('config.data'):
+    info = pipeline.dataset_info(config.data)
+  with workdir_lib.checking('config.objective'):
+    objective = build_objective(config, info)
 
   train_iter = pipeline.make_train_iterator(
       config.data, global_batch_size=config.batch_size, seed=config.seed
   )
   state = initial_state(objective, config, info, mesh)
   checkpointer = Checkpointer(
-      os.path.join(workdir, 'checkpoints'), max_to_keep=config.keep_checkpoints
+      run.checkpoint_directory(), max_to_keep=config.keep_checkpoints,
+      start_fresh_if_unreadable=run.options.start_fresh_if_unreadable,
   )
   restored, restored_step = checkpointer.restore_latest(state, train_iter)
+  write_config(config, workdir)  # only now: every check passed and the checkpoint fits
   if restored is not None:
     state = restored
     logging.info('Resumed from step %d in %s.', restored_step, checkpointer.directory)
@@ -137,5 +150,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   checkpointer.wait_until_finished()
   checkpointer.close()
+  run.close()
   writer.close()
   return state
