@@ -113,6 +113,29 @@ def test_factor_sizes_are_derived_from_the_image_count_of_a_release():
   assert mpi3d.factor_sizes_for(_Header(72, SIZES), full.factor_sizes) == SIZES
   with pytest.raises(mpi3d.Mpi3dSourceError, match='7 positive sizes'):
     mpi3d.factor_sizes_for(_Header(72, (8, 9)), full.factor_sizes)
+  # A full toy/real file under the complex variant (4 colours x 4 shapes) is the wrong variant.
+  with pytest.raises(mpi3d.Mpi3dSourceError, match="exceed the grid of this variant's release"):
+    mpi3d.factor_sizes_for(_Header(1_036_800), complex_.factor_sizes)
+
+
+def test_mock_data_draws_factors_inside_the_release_grid(tmp_path):
+  from disentangle_jax.data import testing  # pylint: disable=g-import-not-at-top
+
+  config = _config(str(tmp_path / 'empty'), builder_config='complex')
+  with testing.mock_real_data(num_examples=16):
+    info = pipeline.dataset_info(config)
+    batch = next(pipeline.make_train_iterator(config, global_batch_size=8, seed=0,
+                                              process_index=0, process_count=1))
+  assert info.factor_sizes == mpi3d.FOUR_BY_FOUR_SIZES
+  assert batch['factors'].shape == (8, 7)
+  assert ((batch['factors'] >= 0) & (batch['factors'] < np.array(info.factor_sizes))).all()
+
+
+def test_records_carry_tfds_style_factor_labels(prepared):
+  _, data_dir = prepared
+  source = tfds.data_source('mpi3d/toy', split='train', data_dir=data_dir, download=False)
+  record = source[0]
+  assert [record[f'label_{n}'] for n in mpi3d.FACTOR_NAMES] == record['factors'].tolist()
 
 
 def test_missing_or_foreign_files_are_named(tmp_path):

@@ -163,7 +163,8 @@ REAL_DATASETS = {
             eval_split='test', prepare=_PREPARE_CELEBA,
         ),
         Dataset(
-            'mpi3d', factor_keys=('factors',), factor_names=_MPI3D, ground_truth_split='train',
+            'mpi3d', factor_keys=_labels(*_MPI3D), factor_names=_MPI3D,
+            ground_truth_split='train',
             prepare=(
                 'python launch/prepare_mpi3d.py --variant={config} --source_dir=<directory '
                 'holding {source_file}> --data_dir={data_dir}'

@@ -27,8 +27,11 @@ layout of that image count (1,036,800 or 460,800, e.g. the NeurIPS 2019 challeng
 The sizes used are stored in the dataset's metadata (`factor_sizes`), where the loader reads them.
 
 Features of every record (written like the procedural datasets', read without TensorFlow):
-  image:    uint8 [64, 64, 3], zlib-encoded tensor.
-  factors:  int32 [7], the image's factor indices, in the order above.
+  image:          uint8 [64, 64, 3], zlib-encoded tensor.
+  factors:        int32 [7], the image's factor indices, in the order above (what the loader
+                  reads, with the sizes of the metadata).
+  label_<factor>: one `ClassLabel` per factor, the same values, sized as the variant's release
+                  (a reduced file's values fit them; mock data draws valid factors from them).
 
 One split, `train`, the whole grid, in TFDS's hashed record order: a slice such as `train[:80%]`
 is a random 80% of the grid (the finetuning split of Seitzer et al. 2020 is random 80/20).
@@ -177,6 +180,11 @@ def factor_sizes_for(images: NpzImages, config_sizes: Sequence[int],
         f'{origin} {list(sizes)} do not fit {images.path}: {len(FACTOR_NAMES)} positive sizes '
         f'whose product is its {n:,} images are needed.'
     )
+  if any(s > c for s, c in zip(sizes, config_sizes)):
+    raise Mpi3dSourceError(
+        f'{origin} {list(sizes)} exceed the grid of this variant\'s release '
+        f'{list(config_sizes)}: {images.path} is another variant\'s file (--variant).'
+    )
   return sizes
 
 
@@ -240,6 +248,8 @@ class Mpi3d(tfds.core.GeneratorBasedBuilder):
                 shape=IMAGE_SHAPE, dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB
             ),
             'factors': tfds.features.Tensor(shape=(len(FACTOR_NAMES),), dtype=np.int32),
+            **{f'label_{name}': tfds.features.ClassLabel(num_classes=size)
+               for name, size in zip(FACTOR_NAMES, self.builder_config.factor_sizes)},
         }),
         homepage='https://github.com/rr-learning/disentanglement_dataset',
         metadata=tfds.core.MetadataDict(factor_names=list(FACTOR_NAMES)),
@@ -259,12 +269,16 @@ class Mpi3d(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, images: NpzImages, sizes: tuple[int, ...]
                          ) -> Iterator[tuple[int, dict]]:
+    label_keys = [f'label_{name}' for name in FACTOR_NAMES]
     start = 0
     for chunk in images.chunks(_CHUNK):
       index = np.arange(start, start + len(chunk))
       factors = np.stack(np.unravel_index(index, sizes), axis=1).astype(np.int32)
+      labels = factors.tolist()
       for j, key in enumerate(index.tolist()):
-        yield key, {'image': chunk[j], 'factors': factors[j]}
+        example = {'image': chunk[j], 'factors': factors[j]}
+        example.update(zip(label_keys, labels[j]))
+        yield key, example
       start += len(chunk)
 
 
