@@ -88,21 +88,21 @@ def test_bernoulli_nll_at_known_logits():
   logits = jnp.array([[0.0, 0.0, 0.0, math.log(3.0), math.log(3.0)]])
   expected = np.array([[LOG2, LOG2, LOG2, -math.log(0.75), -math.log(0.25)]])
   nll = jitted(losses.bernoulli_nll_logits, event_reduction='none')
-  assert_close(nll(targets, logits), expected)
-  assert_close(jax.jit(losses.bernoulli_nll_logits)(targets, logits), expected.sum(1))
+  assert_close(nll(logits, targets), expected)
+  assert_close(jax.jit(losses.bernoulli_nll_logits)(logits, targets), expected.sum(1))
   # Image-shaped input: summed over H, W, C per example.
   images = jnp.zeros((2, 3, 3, 1))
-  assert_close(jax.jit(losses.bernoulli_nll_logits)(images, jnp.zeros_like(images)), [9 * LOG2] * 2)
+  assert_close(jax.jit(losses.bernoulli_nll_logits)(jnp.zeros_like(images), images), [9 * LOG2] * 2)
 
 
 def test_bernoulli_nll_is_stable_at_large_logits_and_can_subtract_the_entropy():
   targets = jnp.array([[1.0, 0.0, 1.0, 0.0]])
   logits = jnp.array([[100.0, 100.0, -100.0, -100.0]])
   nll = jitted(losses.bernoulli_nll_logits, event_reduction='none')
-  assert_close(nll(targets, logits), [[0.0, 100.0, 100.0, 0.0]], atol=1e-5)
+  assert_close(nll(logits, targets), [[0.0, 100.0, 100.0, 0.0]], atol=1e-5)
   # For a target of ½ the minimum (logit 0) is the entropy log 2; with it subtracted, 0.
   nll_ent = jitted(losses.bernoulli_nll_logits, subtract_entropy=True)
-  assert_close(nll_ent(jnp.array([[0.5]]), jnp.array([[0.0]])), [0.0], atol=1e-6)
+  assert_close(nll_ent(jnp.array([[0.0]]), jnp.array([[0.5]])), [0.0], atol=1e-6)
 
 
 def test_gaussian_nll_and_mse():
@@ -146,38 +146,38 @@ def test_reductions():
 def test_reconstruction_likelihoods():
   images = jnp.array([[[[1.0]], [[0.0]]]])  # [1, 2, 1, 1]
   logits = jnp.zeros_like(images)  # sigmoid = ½
-  rec = lambda lik: jitted(losses.reconstruction_loss, likelihood=lik)(images, logits)  # noqa
+  rec = lambda lik: jitted(losses.reconstruction_loss, likelihood=lik)(logits, images)  # noqa
   assert_close(rec('bernoulli'), [2 * LOG2])
   assert_close(rec('gaussian'), [0.5 * (0.25 + 0.25)])
   assert_close(rec('mse'), [0.25 + 0.25])
   with pytest.raises(ValueError, match='likelihood'):
-    losses.reconstruction_loss(images, logits, likelihood='poisson')
+    losses.reconstruction_loss(logits, images, likelihood='poisson')
   with pytest.raises(ValueError, match='same shape'):
-    losses.reconstruction_loss(images, logits[:, :1])
+    losses.reconstruction_loss(logits, images[:, :1])
 
 
 def test_autoencoder_loss_reductions():
   images = jnp.zeros((3, 2, 2, 1))
   logits = jnp.zeros_like(images)
-  loss, terms = jax.jit(losses.autoencoder_loss)(images, logits)
+  loss, terms = jax.jit(losses.autoencoder_loss)(logits, images)
   assert_close(loss, 4 * LOG2)
   assert_close(terms['recon'], loss)
-  per_example, _ = jitted(losses.autoencoder_loss, reduction='none')(images, logits)
+  per_example, _ = jitted(losses.autoencoder_loss, reduction='none')(logits, images)
   assert per_example.shape == (3,)
-  summed, _ = jitted(losses.autoencoder_loss, reduction='sum')(images, logits)
+  summed, _ = jitted(losses.autoencoder_loss, reduction='sum')(logits, images)
   assert_close(summed, 12 * LOG2)
 
 
 def test_vae_loss_is_recon_plus_kl():
   images, logits, mean, logvar = _random_vae_inputs()
-  loss, terms = jax.jit(losses.vae_loss)(images, logits, mean, logvar)
-  recon = losses.bernoulli_nll_logits(images, logits)
+  loss, terms = jax.jit(losses.vae_loss)(logits, images, mean, logvar)
+  recon = losses.bernoulli_nll_logits(logits, images)
   kl = losses.gaussian_kl(mean, logvar)
   assert_close(loss, jnp.mean(recon + kl), rtol=1e-6)
   assert_close(terms['recon'], recon.mean(), rtol=1e-6)
   assert_close(terms['kl'], kl.mean(), rtol=1e-6)
-  loss_g, _ = jitted(losses.vae_loss, likelihood='gaussian')(images, logits, mean, logvar)
-  expected_g = losses.gaussian_nll(images, jax.nn.sigmoid(logits)) + kl
+  loss_g, _ = jitted(losses.vae_loss, likelihood='gaussian')(logits, images, mean, logvar)
+  expected_g = losses.gaussian_nll(jax.nn.sigmoid(logits), images) + kl
   assert_close(loss_g, expected_g.mean(), rtol=1e-6)
 
 
@@ -190,10 +190,10 @@ def test_normalized_beta_known_answer_and_inverse():
 
 def test_beta_vae_raw_mode_is_recon_plus_beta_kl():
   images, logits, mean, logvar = _random_vae_inputs()
-  loss, terms = jitted(losses.beta_vae_loss, beta=4.0)(images, logits, mean, logvar)
+  loss, terms = jitted(losses.beta_vae_loss, beta=4.0)(logits, images, mean, logvar)
   assert_close(loss, terms['recon'] + 4.0 * terms['kl'], rtol=1e-6)
-  vae, _ = losses.vae_loss(images, logits, mean, logvar)
-  b1, _ = losses.beta_vae_loss(images, logits, mean, logvar, beta=1.0)
+  vae, _ = losses.vae_loss(logits, images, mean, logvar)
+  b1, _ = losses.beta_vae_loss(logits, images, mean, logvar, beta=1.0)
   assert_close(b1, vae, rtol=1e-6)
 
 
@@ -204,13 +204,13 @@ def test_beta_vae_normalized_mode_is_the_raw_loss_over_the_input_size():
   n = losses.input_size(shape)
   beta_norm = losses.normalized_beta(4.0, latents, n)
   norm_fn = jitted(losses.beta_vae_loss, beta_mode='normalized')
-  loss_norm, terms = norm_fn(images, logits, mean, logvar, beta=beta_norm)
-  loss_raw, raw_terms = jitted(losses.beta_vae_loss, beta=4.0)(images, logits, mean, logvar)
+  loss_norm, terms = norm_fn(logits, images, mean, logvar, beta=beta_norm)
+  loss_raw, raw_terms = jitted(losses.beta_vae_loss, beta=4.0)(logits, images, mean, logvar)
   assert_close(loss_norm, loss_raw / n, rtol=1e-5)
   assert_close(terms['recon'], raw_terms['recon'] / n, rtol=1e-5)  # per-pixel mean
   assert_close(terms['kl'], raw_terms['kl'] / latents, rtol=1e-5)  # per-latent mean
   with pytest.raises(ValueError, match='beta_mode'):
-    losses.beta_vae_loss(images, logits, mean, logvar, beta_mode='norm')
+    losses.beta_vae_loss(logits, images, mean, logvar, beta_mode='norm')
 
 
 def test_beta_accepts_a_traced_schedule_value():
@@ -219,9 +219,9 @@ def test_beta_accepts_a_traced_schedule_value():
   @jax.jit
   def at_step(step):
     beta = losses.schedules.linear_warmup(step, value=4.0, warmup_steps=10)
-    return losses.beta_vae_loss(images, logits, mean, logvar, beta=beta)[0]
+    return losses.beta_vae_loss(logits, images, mean, logvar, beta=beta)[0]
 
-  recon, kl = (t.mean() for t in (losses.bernoulli_nll_logits(images, logits),
+  recon, kl = (t.mean() for t in (losses.bernoulli_nll_logits(logits, images),
                                   losses.gaussian_kl(mean, logvar)))
   assert_close(at_step(0), recon, rtol=1e-6)
   assert_close(at_step(5), recon + 2.0 * kl, rtol=1e-6)
@@ -234,10 +234,10 @@ def test_annealed_vae_capacity_term():
   logits = jnp.zeros_like(images)
   mean, logvar = jnp.ones((1, 1)), jnp.zeros((1, 1))
   fn = jitted(losses.annealed_vae_loss, gamma=1000.0)
-  loss, terms = fn(images, logits, mean, logvar, capacity=0.25)
+  loss, terms = fn(logits, images, mean, logvar, capacity=0.25)
   assert_close(terms['capacity_term'], 1000.0 * 0.25, rtol=1e-6)
   assert_close(loss, 4 * LOG2 + 250.0, rtol=1e-6)
-  loss_at_c, _ = fn(images, logits, mean, logvar, capacity=0.5)
+  loss_at_c, _ = fn(logits, images, mean, logvar, capacity=0.5)
   assert_close(loss_at_c, 4 * LOG2, rtol=1e-6)
   # The capacity term uses the batch-mean KL and is charged once per example.
   images2 = jnp.zeros((2, 2, 2, 1))
@@ -303,8 +303,8 @@ def test_factor_vae_loss_is_recon_plus_kl_plus_gamma_tc():
   images, logits, mean, logvar = _random_vae_inputs()
   disc_logits = jax.random.normal(jax.random.key(9), (images.shape[0], 2))
   fn = jitted(losses.factor_vae_loss, gamma=35.0)
-  loss, terms = fn(images, logits, mean, logvar, disc_logits)
-  vae, _ = losses.vae_loss(images, logits, mean, logvar)
+  loss, terms = fn(logits, images, mean, logvar, disc_logits)
+  vae, _ = losses.vae_loss(logits, images, mean, logvar)
   tc = jnp.mean(disc_logits[:, 0] - disc_logits[:, 1])
   assert_close(loss, vae + 35.0 * tc, rtol=1e-5)
   assert_close(terms['tc'], tc, rtol=1e-6)
@@ -392,22 +392,22 @@ def test_beta_tcvae_variants():
   images, logits, mean, logvar = _random_vae_inputs(batch=8)
   z = losses.reparameterize(jax.random.key(4), mean, logvar)
   chen = jitted(losses.beta_tcvae_loss, beta=6.0, dataset_size=1000)
-  loss, t = chen(images, logits, z, mean, logvar)
+  loss, t = chen(logits, images, mean, logvar, z)
   assert_close(loss, t['recon'] + t['mi'] + 6.0 * t['tc'] + t['dwkl'], rtol=1e-5)
   # MI + TC + DWKL = log q(z|x) − log p(z): a one-sample estimate of the KL.
   log_ratio = (losses.gaussian_log_density(z, mean, logvar).sum(-1)
                - losses.gaussian_log_density(z, 0.0, 0.0).sum(-1)).mean()
   assert_close(t['mi'] + t['tc'] + t['dwkl'], log_ratio, rtol=1e-4, atol=1e-4)
   dlib = jitted(losses.beta_tcvae_loss, beta=6.0, variant='dlib')
-  loss_d, td = dlib(images, logits, z, mean, logvar)
+  loss_d, td = dlib(logits, images, mean, logvar, z)
   assert_close(td['tc'], losses.total_correlation(z, mean, logvar), rtol=1e-5)
   assert_close(loss_d, td['recon'] + td['kl'] + 5.0 * td['tc'], rtol=1e-5)
   legacy, _ = jitted(losses.beta_tcvae_loss, dataset_size=1000, mss_legacy_bug=True)(
-      images, logits, z, mean, logvar
+      logits, images, mean, logvar, z
   )
   assert not np.isclose(float(legacy), float(loss))
   with pytest.raises(ValueError, match='dataset_size'):
-    losses.beta_tcvae_loss(images, logits, z, mean, logvar)  # chen's MSS needs N
+    losses.beta_tcvae_loss(logits, images, mean, logvar, z)  # chen's MSS needs N
 
 
 # ----------------------------------------------------------------------------------------------
@@ -431,10 +431,10 @@ def test_dip_covariance_and_regularizer_of_a_known_batch():
 
 def test_dip_vae_loss_default_weights():
   images, logits, mean, logvar = _random_vae_inputs()
-  vae, _ = losses.vae_loss(images, logits, mean, logvar)
+  vae, _ = losses.vae_loss(logits, images, mean, logvar)
   for dip_type, factor in (('i', 10.0), ('ii', 1.0)):
     loss, terms = jitted(losses.dip_vae_loss, lambda_od=2.0, dip_type=dip_type)(
-        images, logits, mean, logvar
+        logits, images, mean, logvar
     )
     cov = losses.dip_covariance(mean, logvar, dip_type=dip_type)
     expected = losses.dip_regularizer(cov, lambda_od=2.0, lambda_d=factor * 2.0)
@@ -459,25 +459,59 @@ def test_gradients_of_every_loss_are_finite():
     return f
 
   loss_fns = {
-      'ae': lambda lo, m, lv, z, d: losses.autoencoder_loss(images, lo)[0],
+      'ae': lambda lo, m, lv, z, d: losses.autoencoder_loss(lo, images)[0],
       'vae_gaussian': lambda lo, m, lv, z, d: losses.vae_loss(
-          images, lo, m, lv, likelihood='gaussian')[0],
+          lo, images, m, lv, likelihood='gaussian')[0],
       'betavae_norm': lambda lo, m, lv, z, d: losses.beta_vae_loss(
-          images, lo, m, lv, beta=0.01, beta_mode='normalized')[0],
+          lo, images, m, lv, beta=0.01, beta_mode='normalized')[0],
       'annealed': lambda lo, m, lv, z, d: losses.annealed_vae_loss(
-          images, lo, m, lv, capacity=5.0)[0],
-      'factorvae': lambda lo, m, lv, z, d: losses.factor_vae_loss(images, lo, m, lv, d)[0],
+          lo, images, m, lv, capacity=5.0)[0],
+      'factorvae': lambda lo, m, lv, z, d: losses.factor_vae_loss(lo, images, m, lv, d)[0],
       'disc': lambda lo, m, lv, z, d: losses.discriminator_loss(
           d, losses.permute_dims(rng, d)),
       'tcvae_chen': lambda lo, m, lv, z, d: losses.beta_tcvae_loss(
-          images, lo, z, m, lv, dataset_size=1000)[0],
+          lo, images, m, lv, z, dataset_size=1000)[0],
       'tcvae_dlib': lambda lo, m, lv, z, d: losses.beta_tcvae_loss(
-          images, lo, z, m, lv, variant='dlib')[0],
+          lo, images, m, lv, z, variant='dlib')[0],
       'dip_ii': lambda lo, m, lv, z, d: losses.dip_vae_loss(
-          images, lo, m, lv, dip_type='ii')[0],
+          lo, images, m, lv, dip_type='ii')[0],
   }
   for name, fn in loss_fns.items():
     value, grads = jax.jit(jax.value_and_grad(total(fn), argnums=(0, 1, 2)))(logits, mean, logvar)
     assert np.isfinite(float(value)), name
     for g in grads:
       assert np.all(np.isfinite(np.asarray(g))), name
+
+
+def test_the_argument_convention_is_optax_s_and_keyword_friendly():
+  images, logits, mean, logvar = _random_vae_inputs()
+  by_position, _ = losses.vae_loss(logits, images, mean, logvar)
+  by_keyword, _ = losses.vae_loss(targets=images, logits=logits, mean=mean, logvar=logvar)
+  assert_close(by_keyword, by_position)
+  # Bernoulli reads logits: swapping the arguments must change the value.
+  swapped, _ = losses.vae_loss(images, logits, mean, logvar)
+  assert not np.isclose(float(swapped), float(by_position))
+  assert_close(losses.mse(predictions=jnp.ones((1, 2)), targets=jnp.zeros((1, 2))), [1.0])
+
+
+def test_output_activation_of_the_gaussian_and_mse_likelihoods():
+  logits = jnp.array([[[[0.3]], [[-2.0]]]]).reshape(2, 1, 1, 1)
+  targets = jnp.array([0.1, -0.5]).reshape(2, 1, 1, 1)
+  for act, fn in (('sigmoid', jax.nn.sigmoid), ('tanh', jnp.tanh), ('identity', lambda x: x)):
+    got = losses.reconstruction_loss(logits, targets, likelihood='mse', output_activation=act)
+    assert_close(got, ((fn(logits) - targets) ** 2).reshape(2))
+  with pytest.raises(ValueError, match='output_activation'):
+    losses.reconstruction_loss(logits, targets, likelihood='mse', output_activation='relu')
+
+
+def test_low_precision_inputs_are_accumulated_in_float32():
+  images, logits, mean, logvar = _random_vae_inputs(shape=(32, 32, 3))
+  full, _ = losses.beta_vae_loss(logits, images, mean, logvar, beta=4.0)
+  half = [x.astype(jnp.bfloat16) for x in (logits, images, mean, logvar)]
+  low, terms = jax.jit(losses.beta_vae_loss)(*half)
+  assert low.dtype == jnp.float32 and terms['recon'].dtype == jnp.float32
+  # Only the inputs' rounding remains (bfloat16 has 8 bits of mantissa): summing 3,072 pixels in
+  # bfloat16 would be off by far more.
+  ref, _ = losses.beta_vae_loss(*[x.astype(jnp.float32) for x in half], beta=4.0)
+  assert_close(low, ref, rtol=1e-6)
+  assert_close(low, full, rtol=1e-2)

@@ -328,8 +328,15 @@ def test_annealedvae_and_betatcvae_log_their_terms():
   assert 'capacity_term' in history[0]
   _, history = train(built('betatcvae_chen_mss'), steps=1, batch_size=8)
   assert {'mi', 'tc', 'dwkl', 'beta'} <= set(history[0])
-  with pytest.raises(KeyError, match='dataset_size'):
+  with pytest.raises(ValueError, match='dataset size'):
     build(make_config('betatcvae', beta=6.0, variant='chen'))
+  # The dataset size comes from the data, not the config.
+  from disentangle_jax.data.info import DatasetInfo
+  info = DatasetInfo.for_images(IMAGE_SHAPE, num_examples=1234)
+  chen = get_objective('betatcvae')(make_config('betatcvae', beta=6.0, variant='chen'), info)
+  assert chen.dataset_size == 1234
+  dlib = get_objective('betatcvae')(make_config('betatcvae', beta=6.0), info)
+  assert dlib.dataset_size is None  # dlib's MWS drops the constants
 
 
 # ----------------------------------------------------------------------------------------------
@@ -339,7 +346,7 @@ def test_annealedvae_and_betatcvae_log_their_terms():
 def test_make_optimizer_matches_optax():
   import optax
 
-  from disentangle_jax.training.optimizers import make_optimizer
+  from disentangle_jax.optimizers import make_optimizer
 
   params = {'w': jnp.array([1.0, -2.0, 3.0])}
   grads = {'w': jnp.array([0.5, 0.1, -1.0])}
@@ -367,7 +374,7 @@ def test_make_optimizer_matches_optax():
 
 
 def test_learning_rate_schedules():
-  from disentangle_jax.training.optimizers import make_learning_rate
+  from disentangle_jax.optimizers import make_learning_rate
 
   # The mixing autoencoder's: ×0.9 every 20k steps, staircase.
   lr = make_learning_rate(dict(learning_rate=2e-4, schedule='exponential', decay_steps=20_000,
@@ -387,7 +394,7 @@ def test_learning_rate_schedules():
 
 
 def test_optimizer_config_errors_name_the_key():
-  from disentangle_jax.training.optimizers import make_optimizer
+  from disentangle_jax.optimizers import make_optimizer
 
   with pytest.raises(ValueError, match='learnig_rate'):
     make_optimizer(dict(name='adam', learning_rate=1e-3, learnig_rate=1e-3))

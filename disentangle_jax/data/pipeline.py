@@ -41,7 +41,6 @@ Data config schema (`default_data_config()` returns it):
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import threading
 from typing import Sequence
@@ -52,6 +51,7 @@ import numpy as np
 
 from disentangle_jax.data import datasets
 from disentangle_jax.data import preprocess
+from disentangle_jax.data.info import DatasetInfo
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -78,26 +78,6 @@ def default_data_config() -> ml_collections.ConfigDict:
   })
 
 
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-  """What the pipeline yields for a data config.
-
-  Attributes:
-    name: dataset name, with its builder config ('procedural_dsprites/small').
-    image_shape: (H, W, C) of the yielded images, after preprocessing.
-    num_examples: records in the training split (all processes together).
-    factor_names, factor_sizes: the ground-truth factors; () when the dataset has none.
-    label_names: the columns of `batch['label']`; () when the dataset has no labels.
-  """
-
-  name: str
-  image_shape: tuple[int, int, int]
-  num_examples: int
-  factor_names: tuple[str, ...]
-  factor_sizes: tuple[int, ...]
-  label_names: tuple[str, ...]
-
-
 def _get(data_config, key):
   return data_config.get(key, default_data_config()[key])
 
@@ -108,6 +88,11 @@ def _open(data_config, split: str) -> datasets.RecordReader:
       data_dir=_get(data_config, 'data_dir'), split=split,
       build_if_missing=_get(data_config, 'build_if_missing'),
   )
+
+
+def _has_ground_truth(name: str) -> bool:
+  dataset = datasets.get_dataset(name)
+  return dataset.procedural or bool(dataset.factor_keys)
 
 
 def dataset_info(data_config) -> DatasetInfo:
@@ -133,6 +118,8 @@ def dataset_info(data_config) -> DatasetInfo:
       factor_names=description.factor_names,
       factor_sizes=description.factor_sizes,
       label_names=description.label_names,
+      splits=dict(description.splits or {}),
+      has_ground_truth=_has_ground_truth(data_config.name),
   )
 
 

@@ -108,7 +108,7 @@ def minibatch_log_densities(
   Returns:
     A `MinibatchDensities` of [batch] arrays.
   """
-  z, mean, logvar = jnp.asarray(z), jnp.asarray(mean), jnp.asarray(logvar)
+  z, mean, logvar = common.as_float(z), common.as_float(mean), common.as_float(logvar)
   batch_size = z.shape[0]
   # pairwise[i, j, d] = log q(z_id | x_j)
   pairwise = common.gaussian_log_density(z[:, None, :], mean[None, :, :], logvar[None, :, :])
@@ -161,11 +161,11 @@ def total_correlation(
 
 
 def beta_tcvae_loss(
-    images: ArrayLike,
     logits: ArrayLike,
-    z: ArrayLike,
+    targets: ArrayLike,
     mean: ArrayLike,
     logvar: ArrayLike,
+    z: ArrayLike,
     *,
     beta: ArrayLike = 6.0,
     alpha: ArrayLike = 1.0,
@@ -185,11 +185,11 @@ def beta_tcvae_loss(
   the TC by MWS without constants (default estimator 'mws', `dataset_size=None`); α and γ unused.
 
   Args:
-    images: [batch, H, W, C] in [0, 1].
     logits: [batch, H, W, C] decoder outputs for z.
-    z: [batch, latents] the sample the decoder saw.
+    targets: [batch, H, W, C] images (in [0, 1] for 'bernoulli').
     mean: [batch, latents].
     logvar: [batch, latents].
+    z: [batch, latents] the sample the decoder saw.
     beta: the TC weight β.
     alpha: the index-code MI weight ('chen' only).
     gamma: the dimension-wise KL weight ('chen' only).
@@ -208,7 +208,7 @@ def beta_tcvae_loss(
     raise ValueError(f'variant must be one of {VARIANTS}, got {variant!r}')
   if estimator is None:
     estimator = 'mss' if variant == 'chen' else 'mws'
-  recon = reconstruction_loss(images, logits, likelihood=likelihood, event_reduction='sum')
+  recon = reconstruction_loss(logits, targets, likelihood=likelihood, event_reduction='sum')
   kl = common.gaussian_kl(mean, logvar, event_reduction='sum')
   d = minibatch_log_densities(
       z, mean, logvar, estimator=estimator, dataset_size=dataset_size,

@@ -1,7 +1,12 @@
 """Primitives shared by every loss: Gaussian KL and densities, likelihoods, covariance.
 
-Conventions (methods.md §0):
+Conventions (every loss of `disentangle_jax.losses`):
   * Arrays in, arrays out; no Flax, no config, no global state.
+  * Argument order as optax: the model's output first (`logits`, or `predictions`), the target
+    second (`targets`), then the other model outputs (posterior `mean`, `logvar`, a sample `z`);
+    every option is keyword-only with a default.
+  * Inputs of lower precision (bfloat16, float16) are computed and accumulated in float32
+    (`as_float`); float64 inputs stay float64. Results have that promoted dtype.
   * The leading axis is the batch. The other axes of one example (latents, or pixels H, W, C) are
     its *event* axes. Per-example functions reduce the event axes with `event_reduction`:
     'sum' (the dlib convention: nats per example), 'mean' (per latent or per pixel), or 'none'
@@ -21,6 +26,12 @@ Array = jax.Array
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _REDUCTIONS = ('mean', 'sum', 'none')
+
+
+def as_float(x: ArrayLike) -> Array:
+  """`x` as an array of at least float32 precision (bfloat16/float16/ints -> float32)."""
+  x = jnp.asarray(x)
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
 def reduce_events(values: Array, event_reduction: str, num_event_axes: int | None = None) -> Array:
@@ -86,8 +97,8 @@ def gaussian_kl(
   Returns:
     [batch] (or [batch, latents] with 'none').
   """
-  mean, logvar = jnp.asarray(mean), jnp.asarray(logvar)
-  prior_mean, prior_logvar = jnp.asarray(prior_mean), jnp.asarray(prior_logvar)
+  mean, logvar = as_float(mean), as_float(logvar)
+  prior_mean, prior_logvar = as_float(prior_mean), as_float(prior_logvar)
   kl = 0.5 * (
       prior_logvar
       - logvar
@@ -107,7 +118,7 @@ def gaussian_log_density(x: ArrayLike, mean: ArrayLike, logvar: ArrayLike) -> Ar
   Returns:
     The broadcast shape.
   """
-  x, mean, logvar = jnp.asarray(x), jnp.asarray(mean), jnp.asarray(logvar)
+  x, mean, logvar = as_float(x), as_float(mean), as_float(logvar)
   return -0.5 * (jnp.square(x - mean) * jnp.exp(-logvar) + logvar + _LOG_2PI)
 
 
@@ -121,14 +132,14 @@ def reparameterize(rng: jax.Array, mean: ArrayLike, logvar: ArrayLike) -> Array:
   Returns:
     [batch, latents] samples.
   """
-  mean, logvar = jnp.asarray(mean), jnp.asarray(logvar)
+  mean, logvar = as_float(mean), as_float(logvar)
   eps = jax.random.normal(rng, mean.shape, mean.dtype)
   return mean + jnp.exp(0.5 * logvar) * eps
 
 
 def bernoulli_nll_logits(
-    targets: ArrayLike,
     logits: ArrayLike,
+    targets: ArrayLike,
     *,
     event_reduction: str = 'sum',
     subtract_entropy: bool = False,
@@ -140,15 +151,15 @@ def bernoulli_nll_logits(
   perfect reconstruction scores 0 (dlib's option, off by default there too).
 
   Args:
-    targets: [batch, ...] values in [0, 1] (e.g. images [batch, H, W, C]).
-    logits: same shape as `targets`.
+    logits: [batch, ...] (e.g. a decoder's output [batch, H, W, C]).
+    targets: same shape as `logits`, values in [0, 1].
     event_reduction: over all non-batch axes: 'sum' (dlib), 'mean' (per pixel) or 'none'.
     subtract_entropy: subtract the targets' own Bernoulli entropy.
 
   Returns:
     [batch] (or the input shape with 'none').
   """
-  targets, logits = jnp.asarray(targets), jnp.asarray(logits)
+  logits, targets = as_float(logits), as_float(targets)
   # softplus(l) − x·l = max(l, 0) − x·l + log(1 + e^{−|l|}), stable for large |l|.
   nll = jax.nn.softplus(logits) - targets * logits
   if subtract_entropy:
@@ -163,8 +174,8 @@ def bernoulli_entropy(p: ArrayLike, eps: float = 1e-6) -> Array:
 
 
 def gaussian_nll(
-    targets: ArrayLike,
     mean: ArrayLike,
+    targets: ArrayLike,
     *,
     variance: float = 1.0,
     include_constant: bool = False,
@@ -173,8 +184,8 @@ def gaussian_nll(
   """Negative log-likelihood of a Gaussian with fixed variance σ²: `0.5 · (x − mean)² / σ²`.
 
   Args:
-    targets: [batch, ...].
-    mean: same shape as `targets` (the decoder's mean, e.g. sigmoid of its logits).
+    mean: [batch, ...], the decoder's mean (e.g. sigmoid of its logits).
+    targets: same shape as `mean`.
     variance: the fixed variance σ².
     include_constant: add `0.5 · log(2π σ²)` per element (usually dropped: no effect on gradients).
     event_reduction: over all non-batch axes: 'sum', 'mean' or 'none'.
@@ -182,26 +193,28 @@ def gaussian_nll(
   Returns:
     [batch] (or the input shape with 'none').
   """
-  targets, mean = jnp.asarray(targets), jnp.asarray(mean)
+  mean, targets = as_float(mean), as_float(targets)
   nll = 0.5 * jnp.square(targets - mean) / variance
   if include_constant:
     nll = nll + 0.5 * (_LOG_2PI + math.log(variance))
   return reduce_events(nll, event_reduction)
 
 
-def mse(targets: ArrayLike, predictions: ArrayLike, *, event_reduction: str = 'mean') -> Array:
-  """Squared error `(x − y)²` per example: mean over pixels by default, or 'sum', or 'none'.
+def mse(predictions: ArrayLike, targets: ArrayLike, *, event_reduction: str = 'mean') -> Array:
+  """Squared error `(y − x)²` per example: mean over pixels by default, or 'sum', or 'none'.
+
+  `predictions` are compared as they are (no activation is applied).
 
   Args:
-    targets: [batch, ...].
-    predictions: same shape as `targets`.
+    predictions: [batch, ...].
+    targets: same shape as `predictions`.
     event_reduction: over all non-batch axes.
 
   Returns:
     [batch] (or the input shape with 'none').
   """
-  targets, predictions = jnp.asarray(targets), jnp.asarray(predictions)
-  return reduce_events(jnp.square(targets - predictions), event_reduction)
+  predictions, targets = as_float(predictions), as_float(targets)
+  return reduce_events(jnp.square(predictions - targets), event_reduction)
 
 
 def batch_cov(z: ArrayLike) -> Array:

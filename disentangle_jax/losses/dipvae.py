@@ -66,8 +66,8 @@ def dip_regularizer(cov: ArrayLike, *, lambda_od: ArrayLike, lambda_d: ArrayLike
 
 
 def dip_vae_loss(
-    images: ArrayLike,
     logits: ArrayLike,
+    targets: ArrayLike,
     mean: ArrayLike,
     logvar: ArrayLike,
     *,
@@ -80,8 +80,8 @@ def dip_vae_loss(
   """DIP-VAE: `E_b[NLL + KL] + penalty(Cov)`; the penalty is one batch-level scalar.
 
   Args:
-    images: [batch, H, W, C] in [0, 1].
     logits: [batch, H, W, C] decoder outputs for one sample z ~ q(z|x).
+    targets: [batch, H, W, C] images (in [0, 1] for 'bernoulli').
     mean: [batch, latents].
     logvar: [batch, latents].
     lambda_od: off-diagonal weight.
@@ -96,7 +96,7 @@ def dip_vae_loss(
   """
   if lambda_d is None:
     lambda_d = (10.0 if dip_type == 'i' else 1.0) * lambda_od
-  recon = reconstruction_loss(images, logits, likelihood=likelihood, event_reduction='sum')
+  recon = reconstruction_loss(logits, targets, likelihood=likelihood, event_reduction='sum')
   kl = common.gaussian_kl(mean, logvar, event_reduction='sum')
   penalty = dip_regularizer(
       dip_covariance(mean, logvar, dip_type=dip_type), lambda_od=lambda_od, lambda_d=lambda_d

@@ -104,8 +104,8 @@ def discriminator_accuracy(real_logits: ArrayLike, permuted_logits: ArrayLike) -
 
 
 def factor_vae_loss(
-    images: ArrayLike,
     logits: ArrayLike,
+    targets: ArrayLike,
     mean: ArrayLike,
     logvar: ArrayLike,
     disc_logits: ArrayLike,
@@ -117,8 +117,8 @@ def factor_vae_loss(
   """The FactorVAE VAE-side loss: `NLL + KL + γ · TC_est` (the KL weight is 1).
 
   Args:
-    images: [batch, H, W, C] in [0, 1].
     logits: [batch, H, W, C] decoder outputs for one sample z ~ q(z|x).
+    targets: [batch, H, W, C] images (in [0, 1] for 'bernoulli').
     mean: [batch, latents].
     logvar: [batch, latents].
     disc_logits: [batch, 2] discriminator logits on that same z (not stop-gradient: the TC
@@ -130,7 +130,7 @@ def factor_vae_loss(
   Returns:
     `(loss, {'recon', 'kl', 'tc'})`, each reduced like the loss.
   """
-  recon = reconstruction_loss(images, logits, likelihood=likelihood, event_reduction='sum')
+  recon = reconstruction_loss(logits, targets, likelihood=likelihood, event_reduction='sum')
   kl = common.gaussian_kl(mean, logvar, event_reduction='sum')
   tc = tc_estimate(disc_logits, reduction='none')
   loss = recon + kl + gamma * tc

@@ -1,4 +1,4 @@
-"""The VAE, β-VAE (raw or normalised β) and AnnealedVAE losses (methods.md §3.1, §3.3, §3.4).
+"""The VAE, β-VAE (raw or normalised β) and AnnealedVAE losses (Kingma & Welling 2014; Higgins et al. 2017; Burgess et al. 2018).
 
 Every loss takes the decoder's logits for one posterior sample, and the posterior's `mean` and
 `logvar`; it returns `(loss, terms)` where `terms` holds each named term reduced like the loss,
@@ -37,8 +37,8 @@ def add_batch_term(per_example: Array, batch_term: Array, reduction: str) -> Arr
 
 
 def vae_loss(
-    images: ArrayLike,
     logits: ArrayLike,
+    targets: ArrayLike,
     mean: ArrayLike,
     logvar: ArrayLike,
     *,
@@ -48,8 +48,8 @@ def vae_loss(
   """The negative ELBO, `E_b[NLL(x | z) + KL(q(z|x) ‖ N(0, I))]` (dlib's reductions).
 
   Args:
-    images: [batch, H, W, C] in [0, 1].
     logits: [batch, H, W, C] decoder outputs for one sample z ~ q(z|x).
+    targets: [batch, H, W, C] images (in [0, 1] for 'bernoulli').
     mean: [batch, latents] posterior means.
     logvar: [batch, latents] posterior log-variances.
     likelihood: 'bernoulli' (logits), 'gaussian' (fixed unit variance) or 'mse'.
@@ -59,14 +59,14 @@ def vae_loss(
     `(loss, {'recon', 'kl'})`, each a scalar ([batch] with 'none'). Pixels and latents are summed.
   """
   return beta_vae_loss(
-      images, logits, mean, logvar, beta=1.0, beta_mode='raw', likelihood=likelihood,
+      logits, targets, mean, logvar, beta=1.0, beta_mode='raw', likelihood=likelihood,
       reduction=reduction,
   )
 
 
 def beta_vae_loss(
-    images: ArrayLike,
     logits: ArrayLike,
+    targets: ArrayLike,
     mean: ArrayLike,
     logvar: ArrayLike,
     *,
@@ -75,7 +75,7 @@ def beta_vae_loss(
     likelihood: str = 'bernoulli',
     reduction: str = 'mean',
 ) -> tuple[Array, dict[str, Array]]:
-  """β-VAE: `NLL + β · KL`, with β raw or normalised (Higgins et al. 2017; methods.md §3.3).
+  """β-VAE: `NLL + β · KL`, with β raw or normalised (Higgins et al. 2017, §2).
 
   `beta_mode='raw'`: pixels and latents are summed (dlib); `beta` is the paper's β.
   `beta_mode='normalized'`: `beta` is β_norm = β·M/N (M latents, N pixels); the reconstruction
@@ -83,8 +83,8 @@ def beta_vae_loss(
   raw loss with β = β_norm·N/M divided by N, so both modes train alike under Adam.
 
   Args:
-    images: [batch, H, W, C] in [0, 1].
     logits: [batch, H, W, C] decoder outputs for one sample z ~ q(z|x).
+    targets: [batch, H, W, C] images (in [0, 1] for 'bernoulli').
     mean: [batch, latents].
     logvar: [batch, latents].
     beta: the KL weight (β, or β_norm in 'normalized' mode); may be a traced schedule value.
@@ -102,7 +102,7 @@ def beta_vae_loss(
   else:
     raise ValueError(f'beta_mode must be one of {BETA_MODES}, got {beta_mode!r}')
   recon = reconstruction_loss(
-      images, logits, likelihood=likelihood, event_reduction=event_reduction
+      logits, targets, likelihood=likelihood, event_reduction=event_reduction
   )
   kl = common.gaussian_kl(mean, logvar, event_reduction=event_reduction)
   loss = recon + beta * kl
@@ -131,8 +131,8 @@ def input_size(image_shape) -> int:
 
 
 def annealed_vae_loss(
-    images: ArrayLike,
     logits: ArrayLike,
+    targets: ArrayLike,
     mean: ArrayLike,
     logvar: ArrayLike,
     *,
@@ -148,8 +148,8 @@ def annealed_vae_loss(
   usually `schedules.capacity(step, max_capacity=..., anneal_steps=...)`.
 
   Args:
-    images: [batch, H, W, C] in [0, 1].
     logits: [batch, H, W, C] decoder outputs for one sample z ~ q(z|x).
+    targets: [batch, H, W, C] images (in [0, 1] for 'bernoulli').
     mean: [batch, latents].
     logvar: [batch, latents].
     capacity: C(t) in nats, a scalar.
@@ -161,7 +161,7 @@ def annealed_vae_loss(
     `(loss, {'recon', 'kl', 'capacity_term'})`: 'recon' and 'kl' reduced like the loss,
     'capacity_term' the batch-level scalar γ·|E_b[KL] − C|.
   """
-  recon = reconstruction_loss(images, logits, likelihood=likelihood, event_reduction='sum')
+  recon = reconstruction_loss(logits, targets, likelihood=likelihood, event_reduction='sum')
   kl = common.gaussian_kl(mean, logvar, event_reduction='sum')
   capacity_term = gamma * jnp.abs(jnp.mean(kl) - capacity)
   loss = add_batch_term(recon, capacity_term, reduction)

@@ -1,4 +1,4 @@
-"""AnnealedVAE (Burgess et al. 2018; methods.md §3.4): `NLL + γ·|E_b[KL] − C(t)|`.
+"""AnnealedVAE (Burgess et al. 2018; §3): `NLL + γ·|E_b[KL] − C(t)|`.
 
 The target KL C(t) = min(C_max, C_max·t/T) grows linearly, so the code gains capacity slowly.
 
@@ -15,15 +15,15 @@ from __future__ import annotations
 from disentangle_jax import losses as loss_lib
 from disentangle_jax.losses import schedules
 from disentangle_jax.objectives import register
-from disentangle_jax.objectives.vae import VAECore
+from disentangle_jax.objectives._vae_core import VAECore
 
 
 @register('annealedvae')
 class AnnealedVAE(VAECore):
   name = 'annealedvae'
 
-  def __init__(self, config, image_shape):
-    super().__init__(config, image_shape)
+  def __init__(self, config, data):
+    super().__init__(config, data)
     self.gamma = float(self.hparam('gamma'))
     self.max_capacity = float(self.hparam('max_capacity'))
     self.anneal_steps = int(self.hparam('anneal_steps'))
@@ -34,7 +34,7 @@ class AnnealedVAE(VAECore):
         step, max_capacity=self.max_capacity, anneal_steps=self.anneal_steps
     )
     loss, terms = loss_lib.annealed_vae_loss(
-        images, logits, mean, logvar, capacity=capacity, gamma=self.gamma,
+        logits, images, mean, logvar, capacity=capacity, gamma=self.gamma,
         likelihood=self.likelihood,
     )
     return loss, {**terms, 'capacity': capacity}

@@ -1,9 +1,11 @@
 """The deterministic autoencoder: encoder → z (latent_dim) → decoder, reconstruction only.
 
 Config (`config.objective`):
-  name:        'ae'
-  latent_dim:  size of the code z
-  likelihood:  'bernoulli' (logits, the default) | 'gaussian' | 'mse' (on sigmoid of the logits)
+  name:             'ae'
+  latent_dim:       size of the code z
+  likelihood:       'bernoulli' (logits, the default) | 'gaussian' | 'mse'
+  event_reduction:  over pixels: 'sum' (default, nats per image) | 'mean' (per pixel: the PCA-like
+                    autoencoder's notebook and the mixing autoencoder's code use means)
 Networks: `config.model.encoder` (latent_dim outputs), `config.model.decoder`.
 Optimizer: `config.optimizer`. Group: 'ae'. The representation is z itself; there is no prior.
 """
@@ -16,9 +18,11 @@ import jax.numpy as jnp
 from disentangle_jax import losses as loss_lib
 from disentangle_jax.losses.reconstruction import LIKELIHOODS
 from disentangle_jax.objectives import register
-from disentangle_jax.objectives._common import REQUIRED, build_decoder, build_encoder, config_value
+from disentangle_jax.objectives._common import build_decoder, build_encoder
 from disentangle_jax.objectives.base import Objective, rng_stream
-from disentangle_jax.training.optimizers import make_optimizer
+from disentangle_jax.optimizers import make_optimizer
+
+EVENT_REDUCTIONS = ('sum', 'mean')
 
 
 @register('ae')
@@ -28,8 +32,8 @@ class Autoencoder(Objective):
   groups = ('ae',)
   name = 'ae'
 
-  def __init__(self, config, image_shape):
-    super().__init__(config, image_shape)
+  def __init__(self, config, data):
+    super().__init__(config, data)
     owner = f'objective {self.name!r}'
     self._latent_dim = int(self.hparam('latent_dim'))
     self.likelihood = self.hparam('likelihood', 'bernoulli')
@@ -37,22 +41,23 @@ class Autoencoder(Objective):
       raise ValueError(
           f'config.objective.likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}'
       )
+    self.event_reduction = self.hparam('event_reduction', 'sum')
+    if self.event_reduction not in EVENT_REDUCTIONS:
+      raise ValueError(f'config.objective.event_reduction must be one of {EVENT_REDUCTIONS}, '
+                       f'got {self.event_reduction!r}')
     self.encoder = build_encoder(config, self._latent_dim, owner)
     self.decoder = build_decoder(config, self.image_shape, owner)
-
-  def hparam(self, key: str, default=REQUIRED):
-    return config_value(self.config, f'objective.{key}', default, owner=f'objective {self.name!r}')
 
   @property
   def latent_dim(self) -> int:
     return self._latent_dim
 
   def init(self, rng, batch):
-    images = batch['image']
+    images, cond = batch['image'], self.condition(batch)
     k_enc, k_dec = jax.random.split(rng)
-    enc_params, enc_state = self.encoder.init(k_enc, images)
+    enc_params, enc_state = self.encoder.init(k_enc, images, cond)
     codes = jnp.zeros((images.shape[0], self._latent_dim), images.dtype)
-    dec_params, dec_state = self.decoder.init(k_dec, codes)
+    dec_params, dec_state = self.decoder.init(k_dec, codes, cond)
     return (
         {'ae': {'encoder': enc_params, 'decoder': dec_params}},
         {'encoder': enc_state, 'decoder': dec_state},
@@ -63,26 +68,30 @@ class Autoencoder(Objective):
 
   def losses(self, params, model_state, batch, rng, step):
     del step
-    images = batch['image']
+    images, cond = batch['image'], self.condition(batch)
     p = params['ae']
     z, enc_state = self.encoder.apply(
-        p['encoder'], model_state['encoder'], images, train=True,
+        p['encoder'], model_state['encoder'], images, cond, train=True,
         rng=rng_stream(rng, 'dropout_encoder'),
     )
     logits, dec_state = self.decoder.apply(
-        p['decoder'], model_state['decoder'], z, train=True,
+        p['decoder'], model_state['decoder'], z, cond, train=True,
         rng=rng_stream(rng, 'dropout_decoder'),
     )
-    loss, terms = loss_lib.autoencoder_loss(images, logits, likelihood=self.likelihood)
+    loss, terms = loss_lib.autoencoder_loss(
+        logits, images, likelihood=self.likelihood, event_reduction=self.event_reduction
+    )
     metrics = {**terms, 'code_std': jnp.mean(jnp.std(z, axis=0))}
     return {'ae': loss}, ({'encoder': enc_state, 'decoder': dec_state}, metrics)
 
-  def encode(self, params, model_state, images):
-    z, _ = self.encoder.apply(params['ae']['encoder'], model_state['encoder'], images, train=False)
+  def encode(self, params, model_state, images, cond=None):
+    z, _ = self.encoder.apply(
+        params['ae']['encoder'], model_state['encoder'], images, cond, train=False
+    )
     return z
 
-  def decode(self, params, model_state, codes):
+  def decode(self, params, model_state, codes, cond=None):
     logits, _ = self.decoder.apply(
-        params['ae']['decoder'], model_state['decoder'], codes, train=False
+        params['ae']['decoder'], model_state['decoder'], codes, cond, train=False
     )
     return jax.nn.sigmoid(logits)

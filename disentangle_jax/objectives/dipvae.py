@@ -14,15 +14,15 @@ from __future__ import annotations
 from disentangle_jax import losses as loss_lib
 from disentangle_jax.losses.dipvae import DIP_TYPES
 from disentangle_jax.objectives import register
-from disentangle_jax.objectives.vae import VAECore
+from disentangle_jax.objectives._vae_core import VAECore
 
 
 @register('dipvae')
 class DIPVAE(VAECore):
   name = 'dipvae'
 
-  def __init__(self, config, image_shape):
-    super().__init__(config, image_shape)
+  def __init__(self, config, data):
+    super().__init__(config, data)
     self.dip_type = str(self.hparam('dip_type')).lower()
     if self.dip_type not in DIP_TYPES:
       raise ValueError(
@@ -35,6 +35,6 @@ class DIPVAE(VAECore):
   def vae_loss(self, images, logits, z, mean, logvar, step):
     del z, step
     return loss_lib.dip_vae_loss(
-        images, logits, mean, logvar, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
+        logits, images, mean, logvar, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
         dip_type=self.dip_type, likelihood=self.likelihood,
     )

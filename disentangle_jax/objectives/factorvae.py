@@ -1,4 +1,4 @@
-"""FactorVAE (Kim & Mnih 2018; methods.md §3.5): a VAE plus a total-correlation discriminator.
+"""FactorVAE (Kim & Mnih, ICML 2018): a VAE plus a total-correlation discriminator.
 
 Two parameter groups with their own optimizers, updated simultaneously on one batch (dlib):
   'vae':           NLL + KL + γ·TC_est, TC_est = E_b[D(z)₀ − D(z)₁]; its gradient reaches the
@@ -27,8 +27,8 @@ from disentangle_jax import losses as loss_lib
 from disentangle_jax.objectives import register
 from disentangle_jax.objectives._common import build_network
 from disentangle_jax.objectives.base import rng_stream
-from disentangle_jax.objectives.vae import VAECore, posterior_metrics
-from disentangle_jax.training.optimizers import make_optimizer
+from disentangle_jax.objectives._vae_core import VAECore, posterior_metrics
+from disentangle_jax.optimizers import make_optimizer
 
 
 @register('factorvae')
@@ -39,8 +39,8 @@ class FactorVAE(VAECore):
   update_order = 'simultaneous'
   name = 'factorvae'
 
-  def __init__(self, config, image_shape):
-    super().__init__(config, image_shape)
+  def __init__(self, config, data):
+    super().__init__(config, data)
     self.gamma = float(self.hparam('gamma'))
     self.two_batches = bool(self.hparam('two_batches', False))
     self.discriminator_config = self.hparam('discriminator_optimizer')
@@ -82,7 +82,7 @@ class FactorVAE(VAECore):
     # VAE side: D(z) with z differentiable; the step applies this loss to the 'vae' group only.
     disc_logits, _ = self.discriminate(params['discriminator'], model_state, z, disc_rng)
     vae_loss, terms = loss_lib.factor_vae_loss(
-        images, logits, mean, logvar, disc_logits, gamma=self.gamma, likelihood=self.likelihood
+        logits, images, mean, logvar, disc_logits, gamma=self.gamma, likelihood=self.likelihood
     )
 
     # Discriminator side: codes are constants.

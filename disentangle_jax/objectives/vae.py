@@ -1,205 +1,46 @@
-"""The VAE and β-VAE objectives, and the VAE core the rest of the family builds on.
+"""The VAE and β-VAE objectives (Kingma & Welling 2014; Higgins et al., ICLR 2017).
 
-Config (`config.objective`):
+Config (`config.objective`), on top of the VAE core's (`latent_dim`, `likelihood`):
   name:        'vae' | 'betavae'
-  latent_dim:  M, the number of latents (dlib: 10)
-  likelihood:  'bernoulli' (logits; dlib) | 'gaussian' (fixed unit variance) | 'mse'
   beta:        ('betavae') the KL weight; β_norm when beta_mode is 'normalized'
   beta_mode:   ('betavae') 'raw' (sums, dlib) | 'normalized' (per-pixel and per-latent means)
   beta_schedule: ('betavae', optional) {'name': <schedule>, **kwargs} from
                `disentangle_jax.losses.schedules`, or the same as text for the command line,
                'linear_warmup,warmup_steps=10000'; a schedule's `value` defaults to `beta`
-Networks: `config.model.encoder` (2·M outputs: means then log-variances), `config.model.decoder`.
-Optimizer: `config.optimizer` (see `training.optimizers`). Group: 'vae'.
-The representation for metrics is the posterior mean.
+Networks, optimizer and representation: see `objectives._vae_core`.
 """
 
 from __future__ import annotations
 
-import inspect
-
-import jax
 import jax.numpy as jnp
 
 from disentangle_jax import losses as loss_lib
-from disentangle_jax.losses import schedules
-from disentangle_jax.losses.reconstruction import LIKELIHOODS
 from disentangle_jax.losses.vae import BETA_MODES
 from disentangle_jax.objectives import register
-from disentangle_jax.objectives._common import (
-    REQUIRED,
-    build_decoder,
-    build_encoder,
-    config_value,
-    to_kwargs,
-)
-from disentangle_jax.objectives.base import Objective, rng_stream
-from disentangle_jax.training.optimizers import make_optimizer
-
-
-class VAECore(Objective):
-  """A Gaussian encoder, a decoder of logits, one reparameterised sample per example.
-
-  Subclasses override `vae_loss` (and, for extra players, `init`, `optimizers`, `losses`).
-  """
-
-  groups = ('vae',)
-  update_order = 'simultaneous'
-  name = 'vae'
-
-  def __init__(self, config, image_shape):
-    super().__init__(config, image_shape)
-    self._latent_dim = int(self.hparam('latent_dim'))
-    self.likelihood = self.hparam('likelihood', 'bernoulli')
-    if self.likelihood not in LIKELIHOODS:
-      raise ValueError(
-          f'config.objective.likelihood must be one of {LIKELIHOODS}, '
-          f'got {self.likelihood!r}'
-      )
-    owner = f'objective {self.name!r}'
-    self.encoder = build_encoder(config, 2 * self._latent_dim, owner)
-    self.decoder = build_decoder(config, self.image_shape, owner)
-
-  def hparam(self, key: str, default=REQUIRED):
-    """`config.objective.<key>`; required unless a default is given."""
-    return config_value(self.config, f'objective.{key}', default, owner=f'objective {self.name!r}')
-
-  @property
-  def latent_dim(self) -> int:
-    return self._latent_dim
-
-  # -- variables ------------------------------------------------------------------------------
-
-  def init_vae(self, rng: jax.Array, images: jax.Array):
-    k_enc, k_dec = jax.random.split(rng)
-    enc_params, enc_state = self.encoder.init(k_enc, images)
-    codes = jnp.zeros((images.shape[0], self._latent_dim), images.dtype)
-    dec_params, dec_state = self.decoder.init(k_dec, codes)
-    params = {'encoder': enc_params, 'decoder': dec_params}
-    return params, {'encoder': enc_state, 'decoder': dec_state}
-
-  def init(self, rng, batch):
-    params, state = self.init_vae(rng, batch['image'])
-    return {'vae': params}, state
-
-  def optimizers(self):
-    return {'vae': make_optimizer(self.config.optimizer)}
-
-  # -- forward passes -------------------------------------------------------------------------
-
-  def posterior(self, vae_params, model_state, images, *, train=False, rng=None):
-    """Returns `(mean, logvar, new_encoder_state)`, each code [B, latent_dim]."""
-    out, enc_state = self.encoder.apply(
-        vae_params['encoder'], model_state['encoder'], images, train=train, rng=rng
-    )
-    mean, logvar = jnp.split(out, 2, axis=-1)
-    return mean, logvar, enc_state
-
-  def decoder_logits(self, vae_params, model_state, codes, *, train=False, rng=None):
-    """Returns `(logits [B, H, W, C], new_decoder_state)`."""
-    return self.decoder.apply(
-        vae_params['decoder'], model_state['decoder'], codes, train=train, rng=rng
-    )
-
-  def forward(self, vae_params, model_state, images, rng):
-    """One training pass: posterior, one sample, its reconstruction logits."""
-    mean, logvar, enc_state = self.posterior(
-        vae_params, model_state, images, train=True, rng=rng_stream(rng, 'dropout_encoder')
-    )
-    z = loss_lib.reparameterize(rng_stream(rng, 'reparam'), mean, logvar)
-    logits, dec_state = self.decoder_logits(
-        vae_params, model_state, z, train=True, rng=rng_stream(rng, 'dropout_decoder')
-    )
-    new_state = {**model_state, 'encoder': enc_state, 'decoder': dec_state}
-    return mean, logvar, z, logits, new_state
-
-  # -- loss -----------------------------------------------------------------------------------
-
-  def vae_loss(self, images, logits, z, mean, logvar, step):
-    """The objective's loss on one batch: `(scalar, {term: scalar})`."""
-    del z, step
-    return loss_lib.vae_loss(images, logits, mean, logvar, likelihood=self.likelihood)
-
-  def losses(self, params, model_state, batch, rng, step):
-    images = batch['image']
-    mean, logvar, z, logits, new_state = self.forward(params['vae'], model_state, images, rng)
-    loss, terms = self.vae_loss(images, logits, z, mean, logvar, step)
-    metrics = {**terms, **posterior_metrics(mean, logvar)}
-    return {'vae': loss}, (new_state, metrics)
-
-  # -- what evaluators and pictures use -------------------------------------------------------
-
-  def encode(self, params, model_state, images):
-    mean, _, _ = self.posterior(params['vae'], model_state, images)
-    return mean
-
-  def decode(self, params, model_state, codes):
-    logits, _ = self.decoder_logits(params['vae'], model_state, codes)
-    return jax.nn.sigmoid(logits)
-
-  def sample_prior(self, rng, num):
-    return jax.random.normal(rng, (num, self._latent_dim))
-
-
-def posterior_metrics(mean, logvar) -> dict[str, jax.Array]:
-  """Diagnostics of the posterior: KL per latent (collapsed latents show ≈ 0), mean variance."""
-  kl_per_dim = jnp.mean(loss_lib.gaussian_kl(mean, logvar, event_reduction='none'), axis=0)
-  metrics = {f'kl_per_dim/{i:02d}': kl_per_dim[i] for i in range(kl_per_dim.shape[0])}
-  metrics['active_dims'] = jnp.sum(kl_per_dim > 0.1).astype(jnp.float32)
-  metrics['posterior_var'] = jnp.mean(jnp.exp(logvar))
-  return metrics
-
-
-def parse_schedule_spec(spec: str, what: str) -> dict:
-  """'linear_warmup,warmup_steps=10000' -> {'name': 'linear_warmup', 'warmup_steps': 10000}."""
-  name, *pairs = [part.strip() for part in spec.split(',') if part.strip()]
-  kwargs = {'name': name}
-  for pair in pairs:
-    key, sep, text = pair.partition('=')
-    if not sep:
-      raise ValueError(f'config.objective.{what}: expected key=value after the name, got {pair!r}')
-    try:
-      kwargs[key.strip()] = int(text) if text.strip().lstrip('-').isdigit() else float(text)
-    except ValueError:
-      raise ValueError(f'config.objective.{what}: {key.strip()} must be a number, got {text!r}')
-  return kwargs
-
-
-def make_weight_schedule(spec, value: float | None, what: str):
-  """A schedule from `{'name': ..., **kwargs}` or its text form 'name,key=value,...'; `value`
-  fills the schedule's `value` argument."""
-  kwargs = parse_schedule_spec(spec, what) if isinstance(spec, str) else to_kwargs(spec)
-  if 'name' not in kwargs:
-    raise KeyError(f'config.objective.{what} needs a "name" (one of {schedules.available()})')
-  name = kwargs.pop('name')
-  fn = getattr(schedules, name, None)
-  if fn is not None and 'value' in inspect.signature(fn).parameters and value is not None:
-    kwargs.setdefault('value', value)
-  return schedules.make_schedule(name, **kwargs)
+from disentangle_jax.objectives._vae_core import VAECore, optional_schedule
 
 
 @register('vae')
 class VAE(VAECore):
-  """The VAE (Kingma & Welling 2014): negative ELBO with one sample (methods.md §3.1)."""
+  """The VAE (Kingma & Welling 2014): the negative ELBO with one posterior sample."""
 
 
 @register('betavae')
 class BetaVAE(VAECore):
-  """β-VAE (Higgins et al. 2017), raw or normalised β, optionally scheduled (methods.md §3.3)."""
+  """β-VAE (Higgins et al. 2017), raw or normalised β (their §2, β_norm = β·M/N), optionally
+  scheduled."""
 
   name = 'betavae'
 
-  def __init__(self, config, image_shape):
-    super().__init__(config, image_shape)
+  def __init__(self, config, data):
+    super().__init__(config, data)
     self.beta = float(self.hparam('beta'))
     self.beta_mode = self.hparam('beta_mode', 'raw')
     if self.beta_mode not in BETA_MODES:
       raise ValueError(
-          f'config.objective.beta_mode must be one of {BETA_MODES}, '
-          f'got {self.beta_mode!r}'
+          f'config.objective.beta_mode must be one of {BETA_MODES}, got {self.beta_mode!r}'
       )
-    spec = self.hparam('beta_schedule', None)
-    self.beta_fn = None if spec is None else make_weight_schedule(spec, self.beta, 'beta_schedule')
+    self.beta_fn = optional_schedule(self, 'beta_schedule', self.beta)
 
   def beta_at(self, step):
     return self.beta if self.beta_fn is None else self.beta_fn(step)
@@ -208,7 +49,7 @@ class BetaVAE(VAECore):
     del z
     beta = self.beta_at(step)
     loss, terms = loss_lib.beta_vae_loss(
-        images, logits, mean, logvar, beta=beta, beta_mode=self.beta_mode,
+        logits, images, mean, logvar, beta=beta, beta_mode=self.beta_mode,
         likelihood=self.likelihood,
     )
     return loss, {**terms, 'beta': jnp.asarray(beta, jnp.float32)}

@@ -1,53 +1,150 @@
 """Evaluation hooks: run the configured metrics on the current representation.
 
 `config.evaluators` maps a metric name (see `disentangle_jax.metrics`) to its settings; an empty
-ConfigDict runs nothing. Evaluators need a dataset with ground-truth factors.
+ConfigDict runs nothing. Two kinds of data are scored:
+  * ground truth (a renderer or a complete factor grid): every metric, sampling images by factors
+    (`metrics.evaluate`), as disentanglement_lib does;
+  * labelled data without a renderer (CelebA's 40 attributes): the train split's first
+    `num_train` and the eval split's first `num_test` examples are encoded with their
+    conditions and scored against their labels (`metrics.evaluate_samples`): the linear probe,
+    retrieval mAP and every other metric of codes against targets. `config.eval_targets`
+    ('labels' or 'factors') picks the targets where a dataset has both. Conditional models are
+    scored this way on every dataset, since their codes need each image's condition.
+`check_evaluators` runs at step 0, so a metric the dataset cannot feed fails before training.
 """
+
+from __future__ import annotations
+
+import logging
 
 import jax
 import numpy as np
 
 from disentangle_jax import metrics as metrics_lib
-from disentangle_jax.data import datasets
+from disentangle_jax.data import datasets, pipeline
+from disentangle_jax.data.info import DatasetInfo
+
+#: Sample sizes of labelled evaluation (dlib's sizes for ground-truth data).
+NUM_TRAIN, NUM_TEST, BATCH_SIZE = 10_000, 5_000, 256
+
+
+def metric_names(config) -> list[str]:
+  return sorted(config.get('evaluators', {}).keys())
+
+
+def target_key(config, info: DatasetInfo) -> str | None:
+  """'label' or 'factors': the batch key that labelled evaluation scores codes against."""
+  choice = config.get('eval_targets', None)
+  if choice not in (None, 'labels', 'factors'):
+    raise ValueError(f"config.eval_targets must be 'labels', 'factors' or None, got {choice!r}")
+  if choice == 'labels' or (choice is None and info.has_labels):
+    return 'label' if info.has_labels else None
+  return 'factors' if info.has_factors else None
+
+
+def samples_by_factors(objective, info: DatasetInfo) -> bool:
+  """Whether metrics may render images by factors and encode them without a condition."""
+  return info.has_ground_truth and not objective.is_conditional
+
+
+def check_evaluators(config, info: DatasetInfo, objective) -> None:
+  """Raises a one-line ValueError when a configured metric is unknown or the data cannot feed
+  it (run before anything is trained)."""
+  names = metric_names(config)
+  if names:
+    metrics_lib.check_metrics(names, has_ground_truth=samples_by_factors(objective, info),
+                              has_targets=target_key(config, info) is not None)
+
+
+def encode_split(objective, params, model_state, data_config, split: str | None,
+                 num_examples: int, key: str, batch_size: int = BATCH_SIZE):
+  """Codes [N, D] and targets `batch[key]` [N, K] of a split's first `num_examples` records,
+  each batch encoded with its own condition."""
+  encode = objective.jitted('encode')
+  codes, targets = [], []
+  it = pipeline.make_eval_iterator(data_config, batch_size=batch_size, split=split,
+                                   num_examples=num_examples)
+  for batch in it:
+    cond = objective.condition(batch)
+    codes.append(np.asarray(encode(params, model_state, batch['image'], cond)))
+    targets.append(np.asarray(batch[key]).reshape(len(codes[-1]), -1))
+  return np.concatenate(codes), np.concatenate(targets)
 
 
 class Evaluator:
   """Computes the configured metrics on process 0 and writes them as `eval/<metric>/<key>`."""
 
-  def __init__(self, objective, config, writer):
+  def __init__(self, objective, config, writer, info: DatasetInfo | None = None):
     self.objective = objective
     self.config = config
     self.writer = writer
-    self._encode = jax.jit(objective.encode)
+    self.info = info if info is not None else pipeline.dataset_info(config.data)
     self._ground_truth = None
 
   @property
   def metric_names(self) -> list[str]:
-    return sorted(self.config.get('evaluators', {}).keys())
+    return metric_names(self.config)
 
   def ground_truth(self):
     if self._ground_truth is None:
       self._ground_truth = datasets.get_ground_truth(self.config.data)
-      if self._ground_truth is None:
-        raise ValueError(
-            f'evaluators {self.metric_names} need ground-truth factors, which dataset '
-            f'{self.config.data.name!r} does not have'
-        )
     return self._ground_truth
+
+  def evaluate(self, params, model_state, names=None, settings=None, *, seed=None,
+               num_train: int | None = None, num_test: int | None = None) -> dict:
+    """{metric: results} of `names` (default: the configured evaluators) for these variables.
+
+    Args:
+      params, model_state: the objective's variables (host or device arrays).
+      names: metric names; None: `config.evaluators`.
+      settings: {metric: keyword arguments}; None: the evaluators' settings.
+      seed: the seed of every sampling stream (default `config.seed`).
+      num_train, num_test: the shared sample sizes (default: dlib's 10,000 / 5,000).
+    """
+    names = self.metric_names if names is None else list(names)
+    if settings is None:
+      settings = {name: dict(self.config.evaluators[name]) for name in names}
+    seed = self.config.seed if seed is None else seed
+    num_train, num_test = num_train or NUM_TRAIN, num_test or NUM_TEST
+    if samples_by_factors(self.objective, self.info):
+      encode = self.objective.jitted('encode')
+
+      def encode_fn(images):
+        return np.asarray(encode(params, model_state, images))
+
+      return metrics_lib.evaluate(
+          names, ground_truth=self.ground_truth(), encode_fn=encode_fn, rng_seed=seed,
+          settings=settings, num_train=num_train, num_test=num_test,
+      )
+    key = target_key(self.config, self.info)
+    if key is None:
+      raise ValueError(f'dataset {self.info.name!r} has neither ground-truth factors nor labels '
+                       'to score a representation against')
+    sizes = list(settings.values())
+    num_train = max([int(s.get('num_train', num_train)) for s in sizes] or [num_train])
+    num_test = max([int(s.get('num_test', num_test)) for s in sizes] or [num_test])
+    data = self.config.data
+    train = encode_split(self.objective, params, model_state, data, data.get('split', 'train'),
+                         num_train, key)
+    test = encode_split(self.objective, params, model_state, data, None, num_test, key)
+    logging.info('Labelled evaluation on %d / %d encoded examples.', len(train[0]), len(test[0]))
+    return metrics_lib.evaluate_samples(
+        names, train_codes=train[0], train_targets=train[1], test_codes=test[0],
+        test_targets=test[1], settings=settings, target_names=list(self.target_names()),
+    )
+
+  def target_names(self) -> tuple[str, ...]:
+    """What the targets of the metrics' matrices are called (factor or label names)."""
+    if samples_by_factors(self.objective, self.info):
+      return tuple(self.info.factor_names)
+    key = target_key(self.config, self.info)
+    return tuple(self.info.label_names if key == 'label' else self.info.factor_names)
 
   def __call__(self, step: int, state) -> dict:
     if not self.metric_names or jax.process_index() != 0:
       return {}
-    params, model_state = jax.device_get((state.params, state.model_state))
-
-    def encode_fn(images):
-      return np.asarray(self._encode(params, model_state, images))
-
-    settings = {name: dict(self.config.evaluators[name]) for name in self.metric_names}
-    results = metrics_lib.evaluate(
-        self.metric_names, ground_truth=self.ground_truth(), encode_fn=encode_fn,
-        rng_seed=self.config.seed, settings=settings,
-    )
+    params, model_state = jax.device_get((state.variables(), state.model_state))
+    results = self.evaluate(params, model_state)
     scalars = {f'eval/{k}': v for k, v in metrics_lib.scalar_results(results).items()}
     self.writer.write_scalars(step, scalars)
     return results

@@ -1,19 +1,19 @@
-"""Reconstructions, prior samples and latent traversals of the current model, as PNGs and a GIF."""
-
-import functools
+"""The objective's pictures of the current model (`Objective.pictures`), as PNGs and GIFs."""
 
 import jax
 import numpy as np
 
 from disentangle_jax.data import pipeline
-from disentangle_jax.visualization import images as image_lib
-from disentangle_jax.visualization import traversals
 
 NUM_IMAGES = 16
 
 
 class PictureMaker:
-  """Draws the pictures of one step; only process 0 computes and writes them."""
+  """Draws the pictures of one step; only process 0 computes and writes them.
+
+  The objective returns {name: image [H, W, C]} (written as `images/<name>_<step>.png`) and
+  {name: frames [T, H, W, C]} (written as `images/<name>_<step>.gif`).
+  """
 
   def __init__(self, objective, config, writer, *, num_images: int = NUM_IMAGES):
     self.objective = objective
@@ -21,38 +21,29 @@ class PictureMaker:
     self.writer = writer
     self.num_images = num_images
     self._inputs = None
-    self._reconstruct = jax.jit(objective.reconstruct)
-    self._decode = jax.jit(objective.decode)
-    self._encode = jax.jit(objective.encode)
-    self._sample = jax.jit(objective.sample_prior, static_argnums=1)
 
-  def inputs(self) -> np.ndarray:
-    """The same first images of the data at every call (read once, on this process only)."""
+  def inputs(self) -> dict[str, np.ndarray]:
+    """The same first examples of the eval data at every call (read once, on this process
+    only): the images and whatever else the batch holds (factors, labels: conditions)."""
     if self._inputs is None:
       it = pipeline.make_eval_iterator(
           self.config.data, batch_size=self.num_images, num_examples=self.num_images
       )
-      self._inputs = np.asarray(next(iter(it))['image'])
+      self._inputs = {k: np.asarray(v) for k, v in next(iter(it)).items()}
     return self._inputs
 
-  def __call__(self, step: int, state) -> None:
+  def __call__(self, step: int, state) -> dict[str, np.ndarray]:
     if jax.process_index() != 0:
-      return
-    params, model_state = jax.device_get((state.params, state.model_state))
-    images = {}
-    inputs = self.inputs()
-    recon = np.asarray(self._reconstruct(params, model_state, inputs))
-    images['reconstructions'] = image_lib.reconstruction_grid(inputs, recon)
-
+      return {}
+    params, model_state = jax.device_get((state.variables(), state.model_state))
     rng = jax.random.fold_in(jax.random.key(self.config.seed), step)
-    prior_codes = self._sample(rng, self.num_images)
-    if prior_codes is not None:
-      samples = np.asarray(self._decode(params, model_state, prior_codes))
-      images['samples'] = image_lib.image_grid(samples, ncols=int(np.sqrt(self.num_images)))
-
-    code = np.asarray(self._encode(params, model_state, inputs[:1]))[0]
-    decode_fn = functools.partial(self._decode, params, model_state)
-    traversal = traversals.latent_traversal(decode_fn, code)
-    images['traversal'] = traversals.traversal_grid(traversal)
-    self.writer.write_images(step, images)
-    self.writer.write_gif(step, 'traversal', traversals.traversal_gif_frames(traversal))
+    pictures = self.objective.pictures(params, model_state, self.inputs(), rng)
+    stills = {k: v for k, v in pictures.items() if np.ndim(v) == 3}
+    self.writer.write_images(step, stills)
+    for name, frames in pictures.items():
+      if np.ndim(frames) == 4:
+        self.writer.write_gif(step, name, list(frames))
+      elif np.ndim(frames) != 3:
+        raise ValueError(f'picture {name!r} must be [H, W, C] or [T, H, W, C], got shape '
+                         f'{np.shape(frames)}')
+    return pictures

@@ -16,11 +16,15 @@ from disentangle_jax.training.train_state import create_train_state
 
 @dataclasses.dataclass
 class TrainedModel:
+  """A trained model: `objective` is the one of the checkpoint's stage, and `params` holds the
+  trained and the frozen groups (the objective's `params` argument)."""
+
   config: ml_collections.ConfigDict
   objective: object
   params: dict
   model_state: object
   step: int
+  info: object = None
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -51,7 +55,11 @@ def load_trained_model(workdir: str, step: int | None = None) -> TrainedModel:
   info = pipeline.dataset_info(config.data)
   objective = train_lib.build_objective(config, info)
   batch = train_lib.init_batch(info, 2)
-  abstract = jax.eval_shape(lambda r: create_train_state(objective, r, batch), jax.random.key(0))
+  frozen = objective.load_frozen()
+  abstract = jax.eval_shape(
+      lambda r, f: create_train_state(objective, r, batch, f), jax.random.key(0), frozen
+  )
   path = os.path.abspath(os.path.join(workdir, 'checkpoints', str(step), STATE))
   state = ocp.StandardCheckpointer().restore(path, abstract)
-  return TrainedModel(config, objective, state.params, state.model_state, step)
+  stage_objective = objective.for_stage(int(state.stage))
+  return TrainedModel(config, stage_objective, state.variables(), state.model_state, step, info)

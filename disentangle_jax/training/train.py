@@ -5,16 +5,18 @@ actions: log, pictures, checkpoint, evaluation. The same code runs on one CPU, o
 host of a TPU pod (each process reads its own shard of the data).
 """
 
-import json
 import logging
 import os
+from typing import Sequence
 
 import jax
 import ml_collections
 import numpy as np
 
 from disentangle_jax.data import pipeline
+from disentangle_jax.data.info import DatasetInfo
 from disentangle_jax.objectives import get_objective
+from disentangle_jax.objectives.base import Stage
 from disentangle_jax.training import evaluation, pictures, sharding
 from disentangle_jax.training import workdir as workdir_lib
 from disentangle_jax.training.checkpoint import Checkpointer
@@ -42,19 +44,48 @@ def init_batch(info, batch_size: int) -> dict:
   return batch
 
 
-def build_objective(config, info):
+def build_objective(config, info: DatasetInfo):
+  """The configured objective, told what its data is."""
   objective_cls = get_objective(config.objective.name)
-  return objective_cls(config, info.image_shape)
+  return objective_cls(config, info)
 
 
-def initial_state(objective, config, info, mesh) -> TrainState:
-  """Initialises the state on the mesh, replicated, without materialising it on the host first."""
+def initial_state(objective, config, info, mesh, frozen=None) -> TrainState:
+  """Initialises the state on the mesh, replicated, without materialising it on the host first.
+
+  `frozen` (the objective's `load_frozen()`, host arrays) enters as an argument of the compiled
+  initialiser, so its values are copied into the state rather than compiled in as constants.
+  """
   batch = init_batch(info, max(2, config.batch_size // jax.process_count()))
   rng = jax.random.key(config.seed)
   init_fn = jax.jit(
-      lambda r: create_train_state(objective, r, batch), out_shardings=sharding.replicated(mesh)
+      lambda r, f: create_train_state(objective, r, batch, f),
+      out_shardings=sharding.replicated(mesh),
   )
-  return init_fn(jax.random.fold_in(rng, 0))
+  return init_fn(jax.random.fold_in(rng, 0), frozen if frozen is not None else {})
+
+
+def stage_ends(stages: Sequence[Stage]) -> np.ndarray:
+  """The last step of each stage (steps count from 1)."""
+  for stage in stages:
+    if int(stage.steps) < 1:
+      raise ValueError(f'stage {stage.name!r} must last at least one step, got {stage.steps}')
+  return np.cumsum([int(s.steps) for s in stages])
+
+
+def stage_of(ends: np.ndarray, step: int) -> int:
+  """The index of the stage that trains `step` (1-based; the last stage past the end)."""
+  return min(int(np.searchsorted(ends, step, side='left')), len(ends) - 1)
+
+
+def compile_step(objective, stage: Stage, mesh):
+  replicated = sharding.replicated(mesh)
+  return jax.jit(
+      make_train_step(objective, stage.groups),
+      in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+      out_shardings=(replicated, replicated),
+      donate_argnums=0,
+  )
 
 
 def _headline(scalars: dict) -> dict:
@@ -85,7 +116,14 @@ def train_and_evaluate(
   train_iter = pipeline.make_train_iterator(
       config.data, global_batch_size=config.batch_size, seed=config.seed
   )
-  state = initial_state(objective, config, info, mesh)
+  evaluation.check_evaluators(config, info, objective)
+  stages = objective.stages()
+  ends = stage_ends(stages)
+  if int(ends[-1]) != int(config.total_steps):
+    logging.warning('The stages of %r last %d steps in all; config.total_steps=%d is ignored.',
+                    config.objective.name, int(ends[-1]), int(config.total_steps))
+  frozen = objective.load_frozen()
+  state = initial_state(objective, config, info, mesh, frozen)
   checkpointer = Checkpointer(
       run.checkpoint_directory(), max_to_keep=config.keep_checkpoints,
       start_fresh_if_unreadable=run.options.start_fresh_if_unreadable,
@@ -99,23 +137,30 @@ def train_and_evaluate(
 
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
   replicated = sharding.replicated(mesh)
-  train_step = jax.jit(
-      make_train_step(objective),
-      in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
-      out_shardings=(replicated, replicated),
-      donate_argnums=0,
-  )
   writer = MetricWriter(workdir, resume_step=restored_step)
-  progress = Progress(config.total_steps, config.batch_size, first_step=start_step)
-  picture_maker = pictures.PictureMaker(objective, config, writer)
-  evaluator = evaluation.Evaluator(objective, config, writer)
   last_checkpoint = restored_step
-  total = config.total_steps
+  total = int(ends[-1])
+  progress = Progress(total, config.batch_size, first_step=start_step)
+  stage_index = None
 
   def fetch(metrics) -> dict[str, float]:
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
   for step in range(start_step + 1, total + 1):
+    if stage_of(ends, step) != stage_index:
+      # A new stage (or the first step of this process): its objective, compiled step, pictures
+      # and evaluator. The state records the stage, so a checkpoint says where the run was.
+      stage_index = stage_of(ends, step)
+      stage = stages[stage_index]
+      stage_objective = objective.for_stage(stage_index)
+      train_step = compile_step(stage_objective, stage, mesh)
+      state = state.replace(stage=jax.device_put(np.int32(stage_index), replicated))
+      picture_maker = pictures.PictureMaker(stage_objective, config, writer)
+      evaluator = evaluation.Evaluator(stage_objective, config, writer, info)
+      if len(stages) > 1 and jax.process_index() == 0:
+        logging.info('Stage %d/%d %r: steps %d-%d, training %s.', stage_index + 1, len(stages),
+                     stage.name, ends[stage_index] - stage.steps + 1, ends[stage_index],
+                     ', '.join(stage.groups or stage_objective.groups))
     batch = sharding.global_batch(next(train_iter), mesh)
     state, metrics = train_step(state, batch, step_rng)
     if config.block_every_step:
@@ -134,10 +179,10 @@ def train_and_evaluate(
         if jax.process_index() == 0:
           logging.info(progress.line(step, _headline(scalars)))
 
-    if itstime(step, config.checkpoint_every, total):
+    if itstime(step, config.checkpoint_every, total) or step in ends:
       with progress.paused():
         check_finite(fetch(metrics), step, last_checkpoint, checkpoint_dir=checkpointer.directory)
-        checkpointer.save(step, state, train_iter, force=step == total)
+        checkpointer.save(step, state, train_iter, force=step in ends)
         last_checkpoint = step
 
     if itstime(step, config.image_every, total):

@@ -1,4 +1,4 @@
-"""The train state: everything that changes during training, and nothing that does not."""
+"""The train state: everything that changes during training, and what must travel with it."""
 
 from typing import Any
 
@@ -11,28 +11,61 @@ from disentangle_jax.objectives.base import Objective
 
 @flax.struct.dataclass
 class TrainState:
-  """Parameters, optimizer states and model state, per parameter group.
+  """Parameters, optimizer states and model state per parameter group, the frozen groups, and
+  the stage.
 
   The RNG is not carried: each step derives its key as `fold_in(rng, step)` from the run's seed.
+
+  Attributes:
+    step: steps taken.
+    stage: the index of the stage the last step trained in (see `Objective.stages`).
+    params: {group: pytree} of the trained groups.
+    opt_state: {group: optimizer state}.
+    model_state: non-trained collections (BatchNorm statistics).
+    frozen: {group: pytree} of the frozen groups (`Objective.frozen_groups`): loaded on the host,
+      never optimised, checkpointed with the rest.
   """
 
   step: jax.Array
+  stage: jax.Array
   params: dict[str, Any]
   opt_state: dict[str, Any]
   model_state: Any
+  frozen: dict[str, Any]
+
+  def variables(self) -> dict[str, Any]:
+    """The objective's `params` argument: the trained groups and the frozen ones."""
+    return {**self.params, **self.frozen}
 
 
-def create_train_state(objective: Objective, rng: jax.Array, batch) -> TrainState:
-  """Initialises every parameter group and its optimizer from one training batch."""
+def create_train_state(objective: Objective, rng: jax.Array, batch, frozen=None) -> TrainState:
+  """Initialises every trained group and its optimizer from one training batch.
+
+  Args:
+    objective: the objective.
+    rng: the initialisation key.
+    batch: a batch with the training data's structure.
+    frozen: the frozen groups' values (`objective.load_frozen()`), passed in so that they stay
+      arguments of a compiled initialiser rather than constants.
+  """
   params, model_state = objective.init(rng, batch)
   optimizers = objective.optimizers()
-  missing = set(objective.groups) ^ set(params) | set(objective.groups) ^ set(optimizers)
-  if missing:
+  frozen = dict(frozen or {})
+  name = type(objective).__name__
+  mismatch = set(objective.groups) ^ set(params) | set(objective.groups) ^ set(optimizers)
+  if mismatch:
     raise ValueError(
-        f'{type(objective).__name__}: groups {objective.groups} must match the keys of its params '
+        f'{name}: groups {objective.groups} must match the keys of its params '
         f'{sorted(params)} and optimizers {sorted(optimizers)}'
     )
+  if set(frozen) != set(objective.frozen_groups):
+    raise ValueError(f'{name}: frozen groups {objective.frozen_groups} must match the loaded '
+                     f'{sorted(frozen)}')
+  if set(frozen) & set(params):
+    raise ValueError(f'{name}: groups {sorted(set(frozen) & set(params))} are both trained and '
+                     'frozen')
   opt_state = {g: optimizers[g].init(params[g]) for g in objective.groups}
   return TrainState(
-      step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, model_state=model_state
+      step=jnp.zeros((), jnp.int32), stage=jnp.zeros((), jnp.int32), params=params,
+      opt_state=opt_state, model_state=model_state, frozen=frozen,
   )

@@ -4,7 +4,8 @@ Keys (only `name` and `learning_rate` are required; the rest fall back to optax'
   name: 'adam' | 'adamw' | 'sgd' | 'adagrad' | 'radam' | 'rmsprop'
   learning_rate: the peak (or constant) learning rate
   b1, b2, eps: Adam-family moments and epsilon
-  weight_decay: decoupled weight decay ('adamw'; default 1e-4 as in optax)
+  weight_decay: decoupled weight decay ('adamw': default 1e-4 as in optax; 'radam': default 0,
+    applied as Liu et al.'s released RAdam does, p <- p - lr * wd * p, beside the RAdam step)
   momentum, nesterov: 'sgd' (and `momentum` for 'rmsprop')
   initial_accumulator_value: 'adagrad' (default 0.1 as in optax)
   grad_clip_norm: clip gradients to this global norm first (None: no clipping)
@@ -17,6 +18,7 @@ Keys (only `name` and `learning_rate` are required; the rest fall back to optax'
     end_learning_rate / alpha: the final value ('alpha' is a fraction of learning_rate)
 
 An unknown key is an error that names it, so a typo in a config never trains silently.
+This module sits below both the train loop and the objectives, which build their optimizers here.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ _COMMON = {'name', 'learning_rate', 'grad_clip_norm', 'schedule', 'warmup_steps'
 _PER_OPTIMIZER = {
     'adam': {'b1', 'b2', 'eps'},
     'adamw': {'b1', 'b2', 'eps', 'weight_decay'},
-    'radam': {'b1', 'b2', 'eps'},
+    'radam': {'b1', 'b2', 'eps', 'weight_decay'},
     'sgd': {'momentum', 'nesterov'},
     'adagrad': {'initial_accumulator_value', 'eps'},
     'rmsprop': {'decay', 'eps', 'momentum'},
@@ -112,7 +114,12 @@ def make_optimizer(opt_config: Any) -> optax.GradientTransformation:
   elif name == 'adamw':
     tx = optax.adamw(lr, **kw)
   elif name == 'radam':
-    tx = optax.radam(lr, **kw)
+    weight_decay = float(kw.pop('weight_decay', 0.0))
+    tx = optax.chain(
+        optax.scale_by_radam(**kw),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_learning_rate(lr),
+    )
   elif name == 'sgd':
     tx = optax.sgd(lr, **kw)
   elif name == 'adagrad':

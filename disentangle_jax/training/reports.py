@@ -1,7 +1,8 @@
 """Evaluate trained runs and compare them: metrics JSON, CSV/Markdown tables, heatmaps.
 
 What `launch/evaluate.py` does, importable: a run is rebuilt from its workdir alone
-(`config.json` plus a checkpoint), encoded over its dataset's ground truth, and scored.
+(`config.json` plus a checkpoint, through `restore`), scored by the same `Evaluator` that runs
+during training (ground-truth or labelled data), and reported.
 """
 
 from __future__ import annotations
@@ -9,48 +10,80 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import re
 from typing import Any, Mapping, Sequence
 
-import jax
 import numpy as np
 
 from disentangle_jax import metrics as metrics_lib
-from disentangle_jax.data import datasets
+from disentangle_jax.training.evaluation import Evaluator
 from disentangle_jax.training.restore import load_trained_model
 from disentangle_jax.visualization.heatmap import heatmap_png
 
-DEFAULT_METRICS = (
-    'betavae', 'factorvae', 'mig', 'sap', 'dci', 'modularity_explicitness', 'irs', 'unsupervised',
-)
 
 
 def evaluate_workdir(
     workdir: str, metric_names: Sequence[str], *, step: int | None = None, seed: int = 0,
-    settings: Mapping[str, Mapping[str, Any]] | None = None, **sizes,
+    settings: Mapping[str, Mapping[str, Any]] | None = None, num_train: int | None = None,
+    num_test: int | None = None,
 ) -> tuple[int, dict[str, dict[str, Any]], tuple[str, ...]]:
   """Scores the checkpoint at `step` (default: newest) of `workdir`.
 
   Returns:
-    `(step, results, factor_names)`; the factor names label the heatmaps.
+    `(step, results, target_names)`; the factor (or label) names label the heatmaps.
   """
   model = load_trained_model(workdir, step)
-  ground_truth = datasets.get_ground_truth(model.config.data)
-  if ground_truth is None:
-    raise ValueError(
-        f'{workdir}: dataset {model.config.data.name!r} has no ground-truth factors to score against'
+  evaluator = Evaluator(model.objective, model.config, writer=None, info=model.info)
+  names = list(metric_names)
+  settings = {name: dict((settings or {}).get(name, {})) for name in names}
+  results = evaluator.evaluate(model.params, model.model_state, names, settings, seed=seed,
+                               num_train=num_train, num_test=num_test)
+  return model.step, results, evaluator.target_names()
+
+
+def evaluate_runs(workdirs: Sequence[str], metric_names: Sequence[str], *,
+                  step: int | None = None, seed: int = 0,
+                  settings: Mapping[str, Mapping[str, Any]] | None = None,
+                  num_votes: int | None = None, num_train: int | None = None,
+                  num_test: int | None = None, output_dir: str | None = None) -> dict:
+  """Scores every run, writes each run's JSON and heatmaps, and with several runs the comparison
+  tables; prints each run's scalars (and the table); returns {run name: {metric/key: value}}.
+
+  `num_votes` sets the training points of the sampled scores (BetaVAE, FactorVAE; evaluation
+  uses half) unless `settings` does.
+  """
+  unknown = sorted(set(metric_names) - set(metrics_lib.available()))
+  if unknown:
+    raise ValueError(f'unknown metrics {unknown}; known: {metrics_lib.available()}')
+  settings = {k: dict(v) for k, v in (settings or {}).items()}
+  if num_votes:
+    for name in metric_names:
+      if metrics_lib.get_metric(name).inputs == 'ground_truth':
+        settings.setdefault(name, {}).setdefault('num_train', num_votes)
+        settings[name].setdefault('num_eval', max(1, num_votes // 2))
+  rows = {}
+  for workdir in workdirs:
+    run_step, results, target_names = evaluate_workdir(
+        workdir, metric_names, step=step, seed=seed, settings=settings, num_train=num_train,
+        num_test=num_test,
     )
-  encode = jax.jit(model.objective.encode)
-
-  def encode_fn(images):
-    return np.asarray(encode(model.params, model.model_state, images))
-
-  results = metrics_lib.evaluate(
-      list(metric_names), ground_truth=ground_truth, encode_fn=encode_fn, rng_seed=seed,
-      settings=settings, **sizes,
-  )
-  return model.step, results, tuple(ground_truth.factor_names)
+    path = write_metrics_json(workdir, run_step, results)
+    write_heatmaps(os.path.join(workdir, f'eval_{run_step}'), '', results, target_names)
+    scalars = rows[os.path.basename(os.path.normpath(workdir))] = scalars_of(results)
+    logging.info('%s step %d -> %s', workdir, run_step, path)
+    for key, value in sorted(scalars.items()):
+      print(f'{workdir}\t{key}\t{value:.4f}')
+  if len(workdirs) > 1:
+    output_dir = output_dir or os.path.dirname(os.path.normpath(workdirs[0]))
+    os.makedirs(output_dir, exist_ok=True)
+    table_csv, table_md = comparison_tables(rows)
+    for name, text in (('comparison.csv', table_csv), ('comparison.md', table_md)):
+      with open(os.path.join(output_dir, name), 'w') as f:
+        f.write(text)
+    print(table_md)
+  return rows
 
 
 def _jsonable(value):
