@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from disentangle_jax.data import ground_truth
-from disentangle_jax.data.renderers import disks, dsprites, ellipses, shapes3d, sprites
+from disentangle_jax.data.renderers import digits, disks, dsprites, ellipses, shapes3d, sprites
 
 
 def test_get_renderer():
@@ -203,3 +203,101 @@ def test_indexed_ground_truth_of_a_split_refuses_points_without_a_record():
     data.images_for(np.array([[2, 0]]))
   subset = ground_truth.SubsetGroundTruth(data, half)
   assert (subset.sample_factors(np.random.default_rng(0), 100)[:, 0] < 2).all()
+
+
+# --- Concept masks from the renderers. -------------------------------------------------------
+
+
+def _random_factors(module, n, seed):
+  rng = np.random.default_rng(seed)
+  return np.stack([rng.integers(0, s, n) for s in module.FACTOR_SIZES], axis=1)
+
+
+def test_sprite_part_masks_partition_the_figure_and_match_its_colours():
+  f = _random_factors(sprites, 48, seed=0)
+  images = sprites.render(f)
+  masks, names = ground_truth.concept_masks('sprites', f)
+  assert masks.shape == (48, 64, 64, len(names)) and masks.dtype == bool
+  assert names == sprites.CONCEPT_NAMES
+  assert masks.sum(-1).max() == 1  # no pixel in two parts
+  support = np.any(images != 255, axis=-1)
+  np.testing.assert_array_equal(masks.any(-1), support)
+  part = {n: masks[..., k] for k, n in enumerate(names)}
+  drawn = masks.any(axis=(1, 2))
+  # Parts drawn in every pose; the others (an arm behind the body, ...) in most images.
+  for name in ('outline', 'hair', 'leg', 'boots'):
+    assert drawn[:, names.index(name)].all(), name
+  for name in ('skin', 'vest', 'arm', 'belt'):
+    assert drawn[:, names.index(name)].mean() > 0.85, name
+  for i, (body, skin, vest, hair, arm, leg, pose) in enumerate(f):
+    direction = sprites.split_pose(pose)[0]
+    if direction == 0:  # from the back
+      assert not part['eyes'][i].any()
+    if not (arm or leg):
+      assert not part['armour'][i].any()
+    # Each mask holds its part's colour, and nothing else does.
+    for name, rgb in (('vest', sprites._VEST_RGB[vest]), ('hair', sprites._HAIR_RGB[hair]),
+                      ('leg', sprites._TROUSERS_RGB[leg])):
+      np.testing.assert_array_equal(np.all(images[i] == rgb, -1), part[name][i])
+    skin_coloured = np.all(images[i] == sprites._SKIN_RGB[skin], -1)
+    bare_arms = part['arm'][i] if arm == 0 else np.zeros_like(skin_coloured)
+    np.testing.assert_array_equal(skin_coloured, part['skin'][i] | bare_arms)
+
+
+def test_dsprites_masks_are_the_shape_under_its_class():
+  f = _random_factors(dsprites, 30, seed=1)
+  masks, names = ground_truth.concept_masks('dsprites', f)
+  assert names == ('square', 'ellipse', 'heart') and masks.shape == (30, 64, 64, 3)
+  images = dsprites.render(f)[..., 0]
+  for i, shape in enumerate(f[:, 0]):
+    np.testing.assert_array_equal(masks[i, ..., shape], images[i] > 0)
+    assert not np.delete(masks[i], shape, axis=-1).any()
+  grey, _ = ground_truth.concept_masks('dsprites', f, antialias=True)
+  np.testing.assert_array_equal(grey.any(-1), dsprites.render(f, antialias=True)[..., 0] >= 128)
+
+
+def test_shapes3d_masks_partition_the_scene_and_follow_the_object():
+  f = _random_factors(shapes3d, 6, seed=2)
+  masks, names = ground_truth.concept_masks('shapes3d', f)
+  assert names == ('floor', 'wall', 'cube', 'cylinder', 'sphere', 'capsule')
+  assert (masks.sum(-1) == 1).all()
+  recoloured = f.copy()
+  recoloured[:, 2] = (f[:, 2] + 5) % 10
+  changed = np.any(shapes3d.render(f) != shapes3d.render(recoloured), axis=-1)
+  for i, shape in enumerate(f[:, 4]):
+    obj = masks[i, ..., 2 + shape]
+    assert obj.sum() > 30 and masks[i, ..., 0].sum() > 100 and masks[i, ..., 1].sum() > 100
+    assert not np.delete(masks[i, ..., 2:], shape, axis=-1).any()
+    assert changed[i][obj].all()  # the object's hue shows on every object pixel ...
+    near = ndimage_dilation(obj)
+    assert not (changed[i] & ~near).any()  # ... and nowhere but at its edge
+
+
+def ndimage_dilation(mask):
+  from scipy import ndimage
+
+  return ndimage.binary_dilation(mask, np.ones((3, 3), bool))
+
+
+def test_digit_masks_and_the_entry_point():
+  f = _random_factors(digits, 20, seed=3)
+  masks, names = ground_truth.concept_masks('digits', f)
+  assert names == tuple('0123456789') and masks.shape == (20, 32, 32, 10)
+  images = digits.render(f)[..., 0]
+  for i, d in enumerate(f[:, 0]):
+    np.testing.assert_array_equal(masks[i, ..., d], images[i] >= 128)
+    assert masks[i, ..., d].sum() > 20
+    assert not np.delete(masks[i], d, axis=-1).any()
+  from disentangle_jax.data.renderers import digit_mixture
+
+  pairs = digit_mixture.sample_factors(np.random.default_rng(5), 6)
+  masks, names = ground_truth.concept_masks('digit_mixture', pairs)
+  assert names == tuple('0123456789') and masks.shape == (6, 56, 56, 10)
+  np.testing.assert_array_equal(masks.any(-1), digit_mixture.render(pairs)[..., 0] >= 128)
+  with pytest.raises(ValueError, match=r"'disks' has no concept masks; .*'sprites'"):
+    ground_truth.concept_masks('disks', np.zeros((1, 1), np.int64))
+  # A reduced grid's indices are mapped to the full grid first.
+  reduced = ground_truth.RenderedGroundTruth(dsprites, dsprites.REDUCED_STRIDES)
+  g = reduced.sample_factors(np.random.default_rng(4), 5)
+  full_masks, _ = ground_truth.concept_masks('dsprites', reduced.to_full_factors(g))
+  np.testing.assert_array_equal(reduced.concept_masks(g)[0], full_masks)

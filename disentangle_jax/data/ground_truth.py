@@ -11,6 +11,9 @@ factor samples (as dlib samples them), and the images of given factors.
 - `SubsetGroundTruth` restricts another ground truth to some of its points, e.g. one split's
   (`datasets.get_ground_truth(config, split='test')`): `sample_factors` draws only those points.
 
+`concept_masks(renderer_name, factors)` gives per-pixel concept masks (digits, sprite parts,
+dSprites' and Shapes3D's shapes) computed from the factors, for Network Dissection.
+
 Factors are int arrays `[n, K]` of indices; images are float32 `[n, H, W, C]` in [0, 1].
 """
 
@@ -33,6 +36,38 @@ def get_renderer(name: str) -> ModuleType:
   if name not in RENDERER_NAMES:
     raise ValueError(f'unknown renderer {name!r}; choose one of {RENDERER_NAMES}')
   return importlib.import_module(f'disentangle_jax.data.renderers.{name}')
+
+
+def concept_masks(renderer_name: str, factors: np.ndarray, **render_options
+                  ) -> tuple[np.ndarray, tuple[str, ...]]:
+  """Per-pixel concept masks of rendered images, as a function of their factors.
+
+  For Network Dissection (Bau et al., CVPR 2017): the masks are computed from the factors by
+  the renderer that draws the images, never stored. Concepts per renderer:
+  - `digits`, `digit_mixture`: the digits '0'..'9' (a digit's pixels ≥ 0.5 in its class's
+    channel);
+  - `sprites`: the avatar's parts (outline, skin, hair, vest, arm, leg, boots, eyes, belt,
+    armour), a partition of the figure;
+  - `dsprites`: the shape's pixels under its class (square, ellipse, heart);
+  - `shapes3d`: floor, wall, and the object under its shape's name (a partition of the image).
+
+  Args:
+    renderer_name: one of `RENDERER_NAMES` that has masks (above).
+    factors: int [n, K] indices into the renderer's full grid (a reduced grid's indices go
+      through `RenderedGroundTruth.concept_masks`).
+    **render_options: the renderer's options that change its pixels (dSprites' `antialias`).
+
+  Returns:
+    `(masks bool [n, H, W, num_concepts], concept_names)`, H × W the images' size.
+  """
+  renderer = get_renderer(renderer_name)
+  masks_fn = getattr(renderer, 'concept_masks', None)
+  if masks_fn is None:
+    with_masks = [n for n in RENDERER_NAMES if hasattr(get_renderer(n), 'concept_masks')]
+    raise ValueError(
+        f'renderer {renderer_name!r} has no concept masks; renderers with masks: {with_masks}'
+    )
+  return masks_fn(factors, **render_options)
 
 
 def _to_float_images(images: np.ndarray) -> np.ndarray:
@@ -134,6 +169,11 @@ class RenderedGroundTruth(GroundTruthData):
   def images_for(self, factors: np.ndarray) -> np.ndarray:
     full = self.to_full_factors(factors)
     return _to_float_images(self.renderer.render(full, **self.render_options))
+
+  def concept_masks(self, factors: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """`concept_masks` of the images `images_for(factors)` (factors on this grid)."""
+    name = self.renderer.__name__.rsplit('.', 1)[-1]
+    return concept_masks(name, self.to_full_factors(factors), **self.render_options)
 
 
 class IndexedGroundTruth(GroundTruthData):

@@ -5,8 +5,8 @@ writes it as ArrayRecord, so `tfds.data_source('<name>')` reads it without Tenso
 
   procedural_dsprites  full (737,280 binary images), antialiased, small (reduced grid)
   procedural_shapes3d  full (480,000), small
-  disks                full (128 radii), holdout (radii 11..18 px moved to a `holdout` split), small,
-                       grey (radius 128 x grey level 17 = 2,176)
+  disks                full (128 radii), holdout (radii 11..18 px moved to a `holdout` split),
+                       small, grey (radius 128 x grey level 17 = 2,176)
   ellipses             full (81,000), small
   procedural_sprites   full (96,768: train 80,640 / validation 8,064 / test 8,064, split by
                        character), small (48,384)
@@ -321,7 +321,8 @@ def mixture_factors(config: MixtureConfig, split: str) -> np.ndarray:
   Training images use the training scans of each digit, validation images the others, so
   validation accuracy measures generalisation to new handwriting.
   """
-  from disentangle_jax.data.renderers import digit_mixture, digits  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from disentangle_jax.data.renderers import digit_mixture, digits
 
   stride = config.scan_stride
   instances = {

@@ -37,8 +37,8 @@ from disentangle_jax.data.renderers import _common
 FACTOR_NAMES = ('digit', 'rotation', 'stroke', 'instance')
 FACTOR_SIZES = (10, 7, 5, 174)
 IMAGE_SHAPE = (32, 32, 1)
-#: Rotations -45, 0, 45°, strokes thin (-0.5), natural (0), thick (+1), every 6th instance: 10 · 3 · 3 · 29 =
-#: 2,610 images.
+#: Rotations -45, 0, 45°, strokes thin (-0.5), natural (0), thick (+1), every 6th instance:
+#: 10 · 3 · 3 · 29 = 2,610 images.
 REDUCED_STRIDES = (1, 3, 2, 6)
 ROTATIONS_DEG = np.linspace(-45.0, 45.0, 7)
 #: How far the outline moves, in output pixels (negative: erosion, thinner strokes).

@@ -204,3 +204,21 @@ def render(factors: np.ndarray, *, antialias: bool = False) -> np.ndarray:
   """
   factors = _common.check_factors(factors, FACTOR_SIZES, 'dsprites')
   return _common.render_in_chunks(lambda f: _render_chunk(f, antialias), factors, IMAGE_SHAPE)
+
+
+def concept_masks(factors: np.ndarray, *, antialias: bool = False
+                  ) -> tuple[np.ndarray, tuple[str, ...]]:
+  """Per-pixel shape masks: the shape's pixels (value ≥ 0.5) in the channel of its shape class.
+
+  Args:
+    factors: int [n, 5] indices into the full grid.
+    antialias: as `render`'s (the mask is then the pixels at least half covered).
+
+  Returns:
+    (bool [n, 64, 64, 3], `SHAPE_NAMES`: square, ellipse, heart).
+  """
+  factors = _common.check_factors(factors, FACTOR_SIZES, 'dsprites')
+  ink = render(factors, antialias=antialias)[..., 0] >= 128
+  masks = np.zeros((*ink.shape, len(SHAPE_NAMES)), bool)
+  masks[np.arange(ink.shape[0]), ..., factors[:, 0]] = ink
+  return masks, SHAPE_NAMES

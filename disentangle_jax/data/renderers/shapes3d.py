@@ -230,3 +230,28 @@ def render(factors: np.ndarray) -> np.ndarray:
   """
   factors = _common.check_factors(factors, FACTOR_SIZES, 'shapes3d')
   return _common.render_in_chunks(_render_chunk, factors, IMAGE_SHAPE)
+
+
+CONCEPT_NAMES = ('floor', 'wall', *SHAPE_NAMES)
+
+
+def concept_masks(factors: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+  """Per-pixel concept masks: floor, wall, and the object's pixels under its shape's name.
+
+  Each pixel goes to the region (floor, wall, object) with the largest shaded coverage, so the
+  masks partition the image; the hues do not change them.
+
+  Args:
+    factors: int [n, 6] indices into the full grid.
+
+  Returns:
+    (bool [n, 64, 64, 6], `CONCEPT_NAMES`: floor, wall, cube, cylinder, sphere, capsule).
+  """
+  factors = _common.check_factors(factors, FACTOR_SIZES, 'shapes3d')
+  masks = np.zeros((factors.shape[0], _SIZE, _SIZE, len(CONCEPT_NAMES)), bool)
+  for s in _common.chunks(factors.shape[0]):
+    geometry = np.ravel_multi_index(tuple(factors[s, 3:].T), _GEOMETRY_SHAPE)
+    region = np.argmax(_WEIGHTS(geometry), axis=-1)  # 0 floor, 1 wall, 2 object
+    channel = np.where(region == 2, 2 + factors[s, 4, None, None], region)
+    masks[s] = channel[..., None] == np.arange(len(CONCEPT_NAMES))
+  return masks, CONCEPT_NAMES

@@ -436,3 +436,35 @@ def render(factors: np.ndarray) -> np.ndarray:
   """
   factors = _common.check_factors(factors, FACTOR_SIZES, 'sprites')
   return _common.render_in_chunks(_render_chunk, factors, IMAGE_SHAPE)
+
+
+#: The parts `concept_masks` returns, each one label of the label map (every label but the
+#: background): the outline ring, skin (face and hands), hair, vest, arm (upper and lower arms:
+#: bare skin or steel sleeves), leg (trousers: legs and hips), boots, eyes, belt, armour (shoulder
+#: pads and greaves).
+CONCEPT_NAMES = ('outline', 'skin', 'hair', 'vest', 'arm', 'leg', 'boots', 'eyes', 'belt',
+                 'armour')
+_CONCEPT_LABELS = (_OUTLINE, _SKIN, _HAIR, _VEST, _SLEEVE, _TROUSERS, _BOOTS, _EYES, _BELT,
+                   _STEEL)
+
+
+def concept_masks(factors: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+  """Per-pixel body-part masks of the avatars, from the label maps the images are painted from.
+
+  The masks partition the figure: every non-background pixel is in exactly one mask, and their
+  union is the image's support (the pixels that are not the white background).
+
+  Args:
+    factors: int [n, 7] indices (body, skin, vest, hair, arm, leg, pose) into the full grid.
+
+  Returns:
+    (bool [n, 64, 64, 10], `CONCEPT_NAMES`).
+  """
+  factors = _common.check_factors(factors, FACTOR_SIZES, 'sprites')
+  masks = np.zeros((factors.shape[0], _SIZE, _SIZE, len(CONCEPT_NAMES)), bool)
+  labels_of_concepts = np.asarray(_CONCEPT_LABELS, np.uint8)
+  for s in _common.chunks(factors.shape[0]):
+    body, _, _, hair, arm, leg, pose = factors[s].T
+    labels = _LABEL_MAPS(np.ravel_multi_index((body, hair, arm, leg, pose), _GEOMETRY_SHAPE))
+    masks[s] = labels[..., None] == labels_of_concepts
+  return masks, CONCEPT_NAMES
