@@ -255,8 +255,9 @@ def test_get_ground_truth_of_a_split(tfds_data_dir):
   assert sprites_strides == gt_lib.get_renderer('sprites').REDUCED_STRIDES
   assert (gt_lib.get_renderer('sprites').split_of(full.to_full_factors(factors)) == 'test').all()
   assert test.images_for(factors[:3]).shape == (3, 32, 32, 3)
+  assert test.num_examples == 4_032 and test.contains(factors).all()
   both = datasets.get_ground_truth(config, split='validation+test')
-  assert both.base.num_examples == 8_064
+  assert both.num_examples == 8_064
   with pytest.raises(ValueError, match="no split 'tset'.*'validation'"):
     datasets.get_ground_truth(config, split='tset')
 

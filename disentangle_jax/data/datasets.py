@@ -600,6 +600,12 @@ class PreprocessedGroundTruth(ground_truth_lib.GroundTruthData):
     self.image_shape = tuple(image_shape)
     self._preprocess = preprocess_fn
 
+  def __getattr__(self, attribute):
+    # A split's membership and size are the base's; nothing that depends on the image size is.
+    if attribute in ('contains', 'num_examples', 'factors') and 'base' in self.__dict__:
+      return getattr(self.base, attribute)
+    raise AttributeError(attribute)
+
   def sample_factors(self, rng: np.random.Generator, n: int) -> np.ndarray:
     return self.base.sample_factors(rng, n)
 
