@@ -267,14 +267,18 @@ def test_unsupported_decoder_shapes_are_refused():
 
 def test_registry():
   names = networks.available()
-  assert set(names['encoder']) >= {'conv', 'conv_k2', 'fc', 'dcgan'}
-  assert set(names['decoder']) >= {'conv', 'conv_k2', 'fc', 'dcgan'}
-  assert set(names['network']) >= {'mlp_discriminator', 'dcgan_discriminator', 'alexnet_bn',
-                                   'alexnet_bn_small'}
+  feature_mlps = {'feature_mlp', 'feature_mlp_released', 'feature_mlp_stage1'}
+  assert set(names['encoder']) >= {'conv', 'conv_k2', 'fc', 'dcgan'} | feature_mlps
+  assert set(names['decoder']) >= {'conv', 'conv_k2', 'fc', 'dcgan'} | feature_mlps
+  assert set(names['network']) >= {
+      'mlp_discriminator', 'dcgan_discriminator', 'alexnet_bn', 'alexnet_bn_small',
+      'digits_convnet', 'vgg19_bn', 'vgg19_bn_narrow', 'vgg_extractor', 'vgg_extractor_narrow',
+      'feature_aggregation', 'rmac'}
   with pytest.raises(ValueError, match='unknown encoder'):
     networks.get_encoder('resnet', num_outputs=2)
   # conv_impl can be set once for every network, including those without convolutions
-  for name in ('fc', 'conv', 'dcgan'):
+  for name in ('fc', 'conv', 'dcgan', 'feature_mlp'):
     assert networks.get_encoder(name, num_outputs=2, conv_impl='xla') is not None
+  assert networks.get_network('rmac', conv_impl='xla') is not None
   with pytest.raises(ValueError, match='conv_impl'):
     shapes(networks.get_encoder('conv', num_outputs=2, conv_impl='gpu'), image(32))

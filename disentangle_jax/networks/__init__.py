@@ -7,7 +7,9 @@ Conventions, so that objectives can use any network interchangeably:
 * a decoder `get_decoder(name, output_shape=(H, W, C), ...)` maps codes [B, Z] to pre-activation
   images [B, H, W, C] (the objective applies sigmoid or tanh; `output_activation` can do it here);
 * other networks (discriminators, classifiers) map their input to [B, num_outputs] logits;
-  `__call__(x, train=False)`.
+  `__call__(x, train=False)`; the feature extractors ('vgg19_bn', 'vgg_extractor', their
+  '_narrow' versions, 'feature_aggregation', 'rmac') take no num_outputs and return feature maps
+  or unit-norm vectors (see `vgg`).
 BatchNorm statistics live in the 'batch_stats' collection (apply with `mutable=['batch_stats']` in
 training). Conv networks take `conv_impl` ('auto' | 'xla' | 'fast'; see `fast_conv`); the
 registry drops it for networks without convolutions, so a config can set it once for all.
@@ -20,7 +22,7 @@ from typing import Callable
 
 import flax.linen as nn
 
-from disentangle_jax.networks import alexnet, conv, dcgan, digits, fc, mlp
+from disentangle_jax.networks import alexnet, conv, dcgan, digits, fc, mlp, vgg
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {
     'conv': conv.ConvEncoder,
@@ -42,9 +44,16 @@ _NETWORKS: dict[str, Callable[..., nn.Module]] = {
     'alexnet_bn': alexnet.AlexNetBN,
     'alexnet_bn_small': alexnet.AlexNetBNSmall,
     'digits_convnet': digits.DigitsConvNet,
+    # feature extractors: images → feature maps or unit-norm feature vectors (no num_outputs)
+    'vgg19_bn': vgg.VGG,
+    'vgg19_bn_narrow': functools.partial(vgg.VGG, width=1 / 8),
+    'vgg_extractor': vgg.VGGExtractor,
+    'vgg_extractor_narrow': functools.partial(vgg.VGGExtractor, width=1 / 8),
+    'feature_aggregation': vgg.ConvAggregation,
+    'rmac': vgg.RMACAggregation,
 }
 _NO_CONV = (fc.FCEncoder, fc.FCDecoder, fc.MLPDiscriminator, mlp.FeatureMLPEncoder,
-            mlp.FeatureMLPDecoder)
+            mlp.FeatureMLPDecoder, vgg.RMACAggregation)
 
 
 def _get(table: dict, kind: str, name: str, kwargs: dict) -> nn.Module:

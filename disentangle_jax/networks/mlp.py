@@ -18,8 +18,9 @@ Widths, registered under these names (`get_encoder` / `get_decoder`):
 `hidden=` and `weight_init=` override any of them.
 
 Initialisers (`weight_init`): 'orthogonal' (gain 1, as `torch.nn.init.orthogonal_`),
-'torch_default' (uniform ±1/√fan_in, PyTorch's `nn.Linear` default), 'lecun_normal' (Flax's
-default). Biases start at 0. Batch norm as PyTorch's defaults: momentum 0.1 (Flax decay 0.9), ε 1e-5.
+'torch_default' (uniform ±1/√fan_in, PyTorch's `nn.Linear` default), 'lecun_normal'
+(Flax's default). Biases start at 0. Batch norm as PyTorch's defaults: momentum 0.1 (Flax decay
+0.9), ε 1e-5.
 """
 
 from __future__ import annotations
