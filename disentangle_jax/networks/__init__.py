@@ -22,7 +22,7 @@ from typing import Callable
 
 import flax.linen as nn
 
-from disentangle_jax.networks import alexnet, conv, dcgan, digits, fc, mlp, vgg
+from disentangle_jax.networks import alexnet, conv, dcgan, digits, fc, geometric, mlp, vgg
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {
     'conv': conv.ConvEncoder,
@@ -30,6 +30,7 @@ _ENCODERS: dict[str, Callable[..., nn.Module]] = {
     'fc': fc.FCEncoder,
     'dcgan': dcgan.DCGANEncoder,
     **mlp.ENCODERS,
+    **geometric.ENCODERS,
 }
 _DECODERS: dict[str, Callable[..., nn.Module]] = {
     'conv': conv.ConvDecoder,
@@ -37,6 +38,7 @@ _DECODERS: dict[str, Callable[..., nn.Module]] = {
     'fc': fc.FCDecoder,
     'dcgan': dcgan.DCGANDecoder,
     **mlp.DECODERS,
+    **geometric.DECODERS,
 }
 _NETWORKS: dict[str, Callable[..., nn.Module]] = {
     'mlp_discriminator': fc.MLPDiscriminator,
