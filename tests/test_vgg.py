@@ -227,3 +227,14 @@ def test_torchvision_vgg19_bn_equivalence(tmp_path):
   scale = np.abs(want).max()
   assert scale > 0.1
   np.testing.assert_allclose(got / scale, want / scale, atol=1e-4)
+
+
+def test_resize_matches_torch_bilinear():
+  """Stage 1 upsamples 64 → 224 px with torch's bilinear `interpolate` (align_corners=False);
+  the extractor's `jax.image.resize` gives the same images."""
+  torch = pytest.importorskip('torch')
+  images = np.random.default_rng(3).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+  want = torch.nn.functional.interpolate(torch.from_numpy(images.transpose(0, 3, 1, 2)),
+                                         size=(224, 224), mode='bilinear', align_corners=False)
+  got = jax.image.resize(jnp.asarray(images), (2, 224, 224, 3), 'bilinear')
+  np.testing.assert_allclose(np.asarray(got), want.numpy().transpose(0, 2, 3, 1), atol=1e-5)
