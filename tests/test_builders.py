@@ -274,6 +274,12 @@ def test_digits_test_split_holds_only_test_scans(tfds_data_dir):
   assert len(tables['train']) == 2_160 and len(tables['test']) == 450
   assert (tables['train'][:, 3] * instance_stride < renderer.NUM_TRAIN_INSTANCES).all()
   assert (tables['test'][:, 3] * instance_stride >= renderer.NUM_TRAIN_INSTANCES).all()
+  # Metrics on the test split draw only test scans.
+  truth = datasets.ground_truth('procedural_digits', builder_config='small',
+                                data_dir=tfds_data_dir, split='test')
+  factors = truth.sample_factors(np.random.default_rng(0), 1_000)
+  assert (factors[:, 3] * instance_stride >= renderer.NUM_TRAIN_INSTANCES).all()
+  assert truth.num_examples == 450 and truth.image_shape == (32, 32, 1)
 
 
 # --- Mixture of digits. ---------------------------------------------------------------------
