@@ -314,6 +314,9 @@ def test_mixture_of_digits_records_carry_the_pair_label(tfds_data_dir):
   np.testing.assert_array_equal(batch['image'], renderer.render(batch['factors']))
   info = datasets.describe('mixture_of_digits', builder_config='small', data_dir=tfds_data_dir)
   assert info.label_names == ('pair',) and info.image_shape == (56, 56, 1)
+  assert info.label_sizes == (45,) and procedural.label_sizes('mixture_of_digits',
+                                                              'distractors') == (28,)
+  assert datasets.describe('procedural_sprites', builder_config='small').label_sizes == ()
   truth = datasets.ground_truth('mixture_of_digits', builder_config='small',
                                 data_dir=tfds_data_dir)
   assert truth.num_examples == 500  # the validation records, drawn as they are

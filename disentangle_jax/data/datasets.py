@@ -555,6 +555,9 @@ class Description:
   factor_sizes: tuple[int, ...]
   label_names: tuple[str, ...]
   splits: dict[str, int] | None  # records per split; None when unknown without the data
+  #: Classes of each label where known without the data (procedural datasets: mixture_of_digits
+  #: has (45,) or (28,)); () when unknown.
+  label_sizes: tuple[int, ...] = ()
 
 
 def describe(name: str, *, builder_config: str | None = None, data_dir: str | None = None
@@ -570,6 +573,7 @@ def describe(name: str, *, builder_config: str | None = None, data_dir: str | No
         _full_name(builder), tuple(grid.image_shape), tuple(grid.factor_names),
         tuple(grid.factor_sizes), dataset.label_names,
         procedural.num_examples(dataset.name, builder.builder_config.name),
+        procedural.label_sizes(dataset.name, builder.builder_config.name),
     )
   features = builder.info.features
   shape = tuple(features['image'].shape)

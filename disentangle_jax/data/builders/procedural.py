@@ -165,6 +165,12 @@ class ProceduralBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     splits = self.split_keys(self.builder_config)
     return {name: self._generate_examples(name, keys) for name, keys in splits.items()}
 
+  @classmethod
+  def label_sizes(cls, config: ProceduralConfig) -> tuple[int, ...]:
+    """Classes of each column of the records' `label` (none here)."""
+    del config
+    return ()
+
   def _extra_feature_specs(self) -> dict[str, Any]:
     """TFDS features besides the image, factors and factor labels (none here)."""
     return {}
@@ -368,13 +374,13 @@ class MixtureOfDigits(ProceduralBuilder):
   def factors_of_keys(self, split: str, keys: np.ndarray) -> np.ndarray:
     return mixture_factors(self.builder_config, split)[keys]
 
-  @property
-  def num_classes(self) -> int:
-    n = len(self.builder_config.class_digits)
-    return n * (n - 1) // 2
+  @classmethod
+  def label_sizes(cls, config: MixtureConfig) -> tuple[int, ...]:
+    n = len(config.class_digits)
+    return (n * (n - 1) // 2,)
 
   def _extra_feature_specs(self) -> dict[str, Any]:
-    return {'label': tfds.features.ClassLabel(num_classes=self.num_classes)}
+    return {'label': tfds.features.ClassLabel(num_classes=self.label_sizes(self.builder_config)[0])}
 
   def _extra_features(self, split: str, factors: np.ndarray) -> dict[str, np.ndarray]:
     from disentangle_jax.data.renderers import digit_mixture  # pylint: disable=g-import-not-at-top
@@ -397,3 +403,9 @@ def num_examples(name: str, config_name: str | None = None) -> dict[str, int]:
   config = cls.builder_configs[config_name or cls.BUILDER_CONFIGS[0].name]
   return {k: int(v.size) for k, v in cls.split_keys(config).items()}
 
+
+
+def label_sizes(name: str, config_name: str | None = None) -> tuple[int, ...]:
+  """Classes of each label column of a builder config's records (() when it has no labels)."""
+  cls = BUILDERS[name]
+  return cls.label_sizes(cls.builder_configs[config_name or cls.BUILDER_CONFIGS[0].name])
