@@ -331,3 +331,19 @@ def test_config_error_messages_name_the_flag_and_the_fix():
   missing = OSError('Failed loading config file config_config\n  [Errno 2] No such file or directory')
   assert 'not found' in errors.config_error_message(missing, ['m', '--config=nope.py:runlocal'])
   assert errors.one_line('a:\n  b\n  c') == 'a: b; c'
+
+
+def test_read_only_workdir_with_checkpoints_names_the_intact_one(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  _save_steps(os.path.join(workdir, 'checkpoints'), [1, 2])
+  _flip_bytes(os.path.join(workdir, 'checkpoints', '2'))
+
+  def read_only(self):
+    raise OSError(errno.EROFS, 'Read-only file system', self.path)
+
+  monkeypatch.setattr(workdir_lib.WorkdirLock, 'acquire', read_only)
+  with pytest.raises(UserError) as error:
+    workdir_lib.open_workdir(_config(), workdir)
+  message = str(error.value)
+  assert 'is not writable (Read-only file system)' in message
+  assert 'newest intact checkpoint is step 1' in message

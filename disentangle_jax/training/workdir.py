@@ -240,12 +240,16 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 @contextlib.contextmanager
-def writing(workdir: str, what: str = '', intact: str = '') -> Iterator[None]:
-  """Reports a full disk or an unwritable workdir while writing `what` as a `UserError`."""
+def writing(workdir: str, what: str = '', intact=None) -> Iterator[None]:
+  """Reports a full disk or an unwritable workdir while writing `what` as a `UserError`.
+
+  `intact`: a sentence naming the intact checkpoint, or a function of no arguments that makes it
+  (called only on failure).
+  """
   try:
     yield
   except OSError as e:
-    error = os_error_message(e, workdir, what, intact)
+    error = os_error_message(e, workdir, what, intact() if callable(intact) else intact or '')
     if error is None:
       raise
     raise UserError(error) from e
@@ -450,7 +454,7 @@ def open_workdir(
   failure = None
   if jax.process_index() == 0:
     try:
-      with writing(workdir, 'its lock file'):
+      with writing(workdir, 'its lock file', lambda: intact_checkpoint_sentence(workdir)):
         os.makedirs(workdir, exist_ok=True)
         lock = WorkdirLock(workdir)
         lock.acquire()
