@@ -48,10 +48,10 @@ class NanAfterThreeSteps(Objective):
   def latent_dim(self):
     return 2
 
-  def encode(self, params, model_state, images):
+  def encode(self, params, model_state, images, cond=None):
     return images.reshape(images.shape[0], -1) @ params['model']['w']
 
-  def decode(self, params, model_state, codes):
+  def decode(self, params, model_state, codes, cond=None):
     return (codes @ params['model']['w'].T).reshape(codes.shape[0], *self.image_shape)
 
 
