@@ -185,6 +185,10 @@ def test_subset_samples_only_its_points_and_renders_any():
   np.testing.assert_allclose(subset.images_for(factors[:4]), base.images_for(factors[:4]))
   np.testing.assert_array_equal(subset.sample_factors(np.random.default_rng(2), 9),
                                 subset.sample_factors(np.random.default_rng(2), 9))
+  import copy
+
+  clone = copy.copy(subset)
+  assert isinstance(clone, ground_truth.SubsetGroundTruth) and clone.num_examples == 8_064
   with pytest.raises(ValueError, match='no points'):
     ground_truth.SubsetGroundTruth(base, np.zeros((0, 7), np.int64))
   with pytest.raises(ValueError, match='outside the grid'):

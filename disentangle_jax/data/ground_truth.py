@@ -259,7 +259,9 @@ class SubsetGroundTruth(GroundTruthData):
     self._sorted_index = np.sort(base.factors_to_index(self.factors))
 
   def __getattr__(self, attribute):
-    if attribute == 'base':  # not set yet (unpickling): no recursion
+    # Not `base` itself (unset while unpickling) nor special names (copy's `__deepcopy__` must
+    # not copy the base instead of the subset).
+    if attribute == 'base' or attribute.startswith('__'):
       raise AttributeError(attribute)
     return getattr(self.base, attribute)
 
