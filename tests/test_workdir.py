@@ -347,3 +347,31 @@ def test_read_only_workdir_with_checkpoints_names_the_intact_one(tmp_path, monke
   message = str(error.value)
   assert 'is not writable (Read-only file system)' in message
   assert 'newest intact checkpoint is step 1' in message
+
+
+def test_without_flock_the_recorded_pid_and_host_decide(tmp_path, monkeypatch):
+  import fcntl  # noqa: PLC0415
+  import socket  # noqa: PLC0415
+
+  def no_locks(fd, operation):
+    raise OSError(errno.ENOLCK, 'No locks available')
+
+  monkeypatch.setattr(fcntl, 'flock', no_locks)
+  path = tmp_path / workdir_lib.LOCK_FILE
+  dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+  dead.wait()
+  host = socket.gethostname()
+  # A holder on this host that no longer runs is stale: taken over.
+  path.write_text(json.dumps({'pid': dead.pid, 'host': host, 'started': 'earlier'}))
+  lock = workdir_lib.WorkdirLock(str(tmp_path))
+  lock.acquire()
+  assert json.load(open(lock.path))['pid'] == os.getpid()
+  lock.release()
+  # A live holder on this host (here: this test's parent) is not.
+  path.write_text(json.dumps({'pid': os.getppid(), 'host': host, 'started': 'now'}))
+  with pytest.raises(UserError, match=f'pid {os.getppid()}'):
+    workdir_lib.WorkdirLock(str(tmp_path)).acquire()
+  # One on another host cannot be checked: the error says how to clear it.
+  path.write_text(json.dumps({'pid': 1, 'host': 'elsewhere', 'started': 'now'}))
+  with pytest.raises(UserError, match='delete .*run.lock'):
+    workdir_lib.WorkdirLock(str(tmp_path)).acquire()
