@@ -1,7 +1,7 @@
 r"""python launch/main.py --config=configs/annealedvae_dsprites.py --workdir=workdirs/annealedvae_dsprites
 python launch/main.py --config=configs/annealedvae_dsprites.py:runlocal --workdir=workdirs/annealedvae_local
 
-AnnealedVAE on dSprites (Burgess et al. 2018; methods.md §3.4) with disentanglement_lib's defaults.
+AnnealedVAE on dSprites (Burgess et al. 2018) with disentanglement_lib's defaults.
 
 Loss `NLL + γ·|E_b[KL] − C(t)|`, C(t) = min(C_max, C_max·t/T): γ = 1000, T = 100,000 steps,
 C_max = 25 nats (the paper's dSprites value; the dlib study sweeps 5, 10, 25, 50, 75, 100).

@@ -1,7 +1,7 @@
 r"""python launch/main.py --config=configs/betavae_dsprites.py --workdir=workdirs/betavae_dsprites
 python launch/main.py --config=configs/betavae_dsprites.py:runlocal --workdir=workdirs/betavae_dsprites_local
 
-β-VAE on dSprites with disentanglement_lib's defaults (Higgins et al. 2017; methods.md §3.3, §3.9).
+β-VAE on dSprites with disentanglement_lib's defaults (Higgins et al., ICLR 2017; Locatello et al., ICML 2019).
 
 dlib `unsupervised_study_v1`: 10 latents, batch 64, 300k steps, Adam(1e-4, 0.9, 0.999, 1e-8),
 Bernoulli likelihood with logits, sums over pixels and latents, β = 4 (study: 1, 2, 4, 6, 8, 16).

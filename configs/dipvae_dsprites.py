@@ -1,7 +1,7 @@
 r"""python launch/main.py --config=configs/dipvae_dsprites.py --workdir=workdirs/dipvae_dsprites
 python launch/main.py --config=configs/dipvae_dsprites.py:runlocal --workdir=workdirs/dipvae_local
 
-DIP-VAE on dSprites (Kumar et al. 2018; methods.md §3.7) with disentanglement_lib's defaults.
+DIP-VAE on dSprites (Kumar et al., ICLR 2018) with disentanglement_lib's defaults.
 
 Type I by default (the covariance of the posterior means), λ_od = 10 and dlib's λ_d = 10·λ_od
 (the study sweeps λ_od over 1, 2, 5, 10, 20, 50). Type II: --config.objective.dip_type=ii (then

@@ -1,7 +1,7 @@
 r"""python launch/main.py --config=configs/factorvae_dsprites.py --workdir=workdirs/factorvae_dsprites
 python launch/main.py --config=configs/factorvae_dsprites.py:runlocal --workdir=workdirs/factorvae_dsprites_local
 
-FactorVAE on dSprites with the disentanglement_lib defaults (Kim & Mnih 2018; methods.md §3.5).
+FactorVAE on dSprites with the disentanglement_lib defaults (Kim & Mnih, ICML 2018).
 
 dlib `unsupervised_study_v1`: 10 latents, batch 64, 300k steps, Bernoulli likelihood with logits;
 VAE Adam(1e-4, 0.9, 0.999); discriminator an MLP of 6 × 1000 LeakyReLU(0.2) units with 2 logits,

@@ -1,4 +1,4 @@
-"""Known answers of the weight schedules (methods.md §7.1 #10), under `jax.jit`."""
+"""Known answers of the weight schedules (values worked out by hand from each schedule's definition), under `jax.jit`."""
 
 import functools
 

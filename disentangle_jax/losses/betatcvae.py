@@ -1,4 +1,4 @@
-"""β-TCVAE (Chen et al. 2018; methods.md §3.6): the KL split into index-code MI, total
+"""β-TCVAE (Chen et al., NeurIPS 2018, §3-4): the KL split into index-code MI, total
 correlation and dimension-wise KL, each estimated on the minibatch.
 
 With one sample z_i ~ q(z|x_i) per example and `Lq[i, j, d] = log q(z_id | x_j)`:

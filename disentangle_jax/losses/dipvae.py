@@ -1,4 +1,4 @@
-"""DIP-VAE-I and -II (Kumar et al. 2018; methods.md §3.7): match the covariance of the aggregate
+"""DIP-VAE-I and -II (Kumar et al., ICLR 2018, §3): match the covariance of the aggregate
 posterior to the identity.
 
   DIP-VAE-I:  Cov = Cov_b[μ(x)]                               (biased batch covariance)

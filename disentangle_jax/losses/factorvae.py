@@ -1,4 +1,4 @@
-"""FactorVAE (Kim & Mnih 2018; methods.md §3.5): a total-correlation penalty by density ratio.
+"""FactorVAE (Kim & Mnih, ICML 2018, §3): a total-correlation penalty by density ratio.
 
 A discriminator D: z -> 2 logits tells codes of the aggregate posterior q(z) (class 0, "real")
 from codes whose dimensions were shuffled independently across the batch (class 1, "permuted"),

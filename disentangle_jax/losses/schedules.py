@@ -4,7 +4,7 @@ Each function takes the step `t` (a Python number or a traced array, integer or 
 returns a float32 scalar. `make_schedule(name, **kwargs)` binds the keyword arguments and returns
 `fn(step) -> value`, so an objective can build one from plain keyword arguments.
 
-Known answers (methods.md §7.1 #10):
+Known answers:
   cosine(10, start_value=0.001, end_value=0.4, start_step=10, end_step=49) == 0.001
   cosine(29.5, ...) == 0.2005 and cosine(49, ...) == 0.4   (Seitzer et al., published schedule)
   capacity(t, max_capacity=25, anneal_steps=1e5) == 25 · min(1, t / 1e5)   (Burgess et al.)

@@ -141,7 +141,7 @@ def annealed_vae_loss(
     likelihood: str = 'bernoulli',
     reduction: str = 'mean',
 ) -> tuple[Array, dict[str, Array]]:
-  """AnnealedVAE (Burgess et al. 2018): `E_b[NLL] + γ · |E_b[KL] − C|` (methods.md §3.4).
+  """AnnealedVAE (Burgess et al. 2018): `E_b[NLL] + γ · |E_b[KL] − C|` (Burgess et al. 2018, §4, eq. 8).
 
   As in dlib, the absolute value is taken of the *batch-mean* KL, so the capacity term is one
   batch-level scalar; it is charged once per example (see `add_batch_term`). `capacity` is

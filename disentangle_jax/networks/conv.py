@@ -9,7 +9,7 @@ heads). Decoder: dense 256 ReLU, dense to the smallest feature map (4×4×64 for
 
 One stride-2 level per halving down to 4×4: 32 px inputs use 3 levels (32, 32, 64 channels),
 64 px 4 levels, 128 px 5 levels (a fifth level of 64); 28 px inputs are zero-padded to 32 and the
-decoder's 32 px output is cropped back to 28 [DEFAULT].
+decoder's 32 px output is cropped back to 28 (our choice; dlib has no 28 px network).
 An optional condition `cond` [B, K] (the conditional VAE's y) is appended to the flattened
 encoder features and to the decoder's input codes.
 """

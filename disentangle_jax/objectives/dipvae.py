@@ -1,4 +1,4 @@
-"""DIP-VAE-I / -II (Kumar et al. 2018; methods.md §3.7): push the aggregate posterior's covariance
+"""DIP-VAE-I / -II (Kumar et al., ICLR 2018): push the aggregate posterior's covariance
 to the identity.
 
 Config (`config.objective`), on top of the VAE's (`latent_dim`, `likelihood`):
