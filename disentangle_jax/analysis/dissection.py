@@ -177,7 +177,7 @@ def unit_figure(layer: str, result: dict, probe_info: dict) -> np.ndarray:
       image = np.asarray(probe_info['images'][int(i)], np.float32)
       m = probe_info['maps'][layer][int(i)][None, ..., u:u + 1]
       up = np.asarray(dissection_lib.upsample(m, size))[0, ..., 0]
-      region = up >= result['thresholds'][u]
+      region = up > result['thresholds'][u]
       concept = probe_info['masks'][int(i)][..., c]
       if image.shape[:2] != tuple(size):
         image = np.asarray(dissection_lib.upsample(image[None], size))[0]

@@ -4,7 +4,9 @@ For each unit k of a layer:
 1. its threshold `T_k` is the level exceeded by the top `top` fraction (0.5 %) of its activations
    over every spatial position of every probe image (`quantile_thresholds`);
 2. each activation map is upsampled bilinearly to the annotation resolution (`upsample`) and
-   binarised, `M_k(x) = S_k(x) >= T_k`;
+   binarised, `M_k(x) = S_k(x) > T_k` (strictly, as the released NetDissect code compares: a unit
+   that is 0 on more than 99.5 % of positions, common after a ReLU, has T_k = 0 and must not
+   light up everywhere; a constant unit selects nothing);
 3. for each concept c with per-pixel masks `L_c(x)`, the dataset-wide
    `IoU_{k,c} = Σ_x |M_k(x) ∧ L_c(x)| / Σ_x |M_k(x) ∨ L_c(x)|` (`iou_counts` accumulates the
    intersections and unions batch by batch);
@@ -62,7 +64,7 @@ def upsample(maps: jax.Array, size: Sequence[int]) -> jax.Array:
 @jax.jit
 def _counts(maps, thresholds, masks):
   up = upsample(maps, masks.shape[1:3])
-  active = (up >= thresholds).astype(jnp.float32)  # [B, H, W, U]
+  active = (up > thresholds).astype(jnp.float32)  # [B, H, W, U]
   masks = masks.astype(jnp.float32)  # [B, H, W, C]
   inter = jnp.einsum('bhwu,bhwc->uc', active, masks, precision=jax.lax.Precision.HIGHEST)
   return inter, active.sum(axis=(0, 1, 2)), masks.sum(axis=(0, 1, 2))
