@@ -75,6 +75,10 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.eval_every = 50_000
   c.evaluators = ml_collections.ConfigDict()
+  # The split whose factors the ground-truth metrics sample (None: the whole factor grid).
+  c.eval_ground_truth_split = ml_collections.config_dict.placeholder(str)
+  # Labelled evaluation scores codes against 'labels' or 'factors' (None: labels if any).
+  c.eval_targets = ml_collections.config_dict.placeholder(str)
   # Wait for every step's outputs: needed for fake multi-device CPU runs, where many steps of
   # collectives in flight can deadlock XLA's CPU runtime on few cores.
   c.block_every_step = False

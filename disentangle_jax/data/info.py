@@ -16,6 +16,8 @@ class DatasetInfo:
     num_examples: records in the training split (all processes together).
     factor_names, factor_sizes: the ground-truth factors in `batch['factors']`; () when none.
     label_names: the columns of `batch['label']`; () when the dataset has no labels.
+    label_sizes: classes per label column where known (a 45-class pair label: (45,); binary
+      attributes: 2 each); () when unknown.
     splits: records per split where known without reading the data ({} otherwise).
     has_ground_truth: whether images can be drawn for chosen factor values (a renderer or a
       complete factor grid), which the sampled metrics (BetaVAE, FactorVAE, ...) need.
@@ -27,6 +29,7 @@ class DatasetInfo:
   factor_names: tuple[str, ...] = ()
   factor_sizes: tuple[int, ...] = ()
   label_names: tuple[str, ...] = ()
+  label_sizes: tuple[int, ...] = ()
   splits: Mapping[str, int] = dataclasses.field(default_factory=dict)
   has_ground_truth: bool = False
 

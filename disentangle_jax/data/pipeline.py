@@ -118,6 +118,7 @@ def dataset_info(data_config) -> DatasetInfo:
       factor_names=description.factor_names,
       factor_sizes=description.factor_sizes,
       label_names=description.label_names,
+      label_sizes=tuple(getattr(description, 'label_sizes', ()) or ()),
       splits=dict(description.splits or {}),
       has_ground_truth=_has_ground_truth(data_config.name),
   )

@@ -86,8 +86,11 @@ class Evaluator:
     return metric_names(self.config)
 
   def ground_truth(self):
+    """The factor grid metrics sample from: every point, or one split's (`config.eval_ground_truth_split`,
+    e.g. the sprites' 'test', so that no test image has a duplicate in training)."""
     if self._ground_truth is None:
-      self._ground_truth = datasets.get_ground_truth(self.config.data)
+      self._ground_truth = datasets.get_ground_truth(
+          self.config.data, split=self.config.get('eval_ground_truth_split', None))
     return self._ground_truth
 
   def evaluate(self, params, model_state, names=None, settings=None, *, seed=None,
