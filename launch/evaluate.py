@@ -37,6 +37,7 @@ _SETTINGS = flags.DEFINE_string(
     '\'{"dci": {"importance": "lasso"}}\'.',
 )
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where comparison tables go.')
+_DEBUG = flags.DEFINE_bool('debug', False, 'Show the traceback of bad-input errors.')
 _COMPILATION_CACHE = compilation_cache.define_flag()
 flags.mark_flags_as_required(['workdir'])
 
@@ -45,14 +46,21 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   compilation_cache.enable(_COMPILATION_CACHE.value)
+  from disentangle_jax import errors  # noqa: PLC0415
   from disentangle_jax.training import reports  # noqa: PLC0415 - after the cache is set
 
-  reports.evaluate_runs(
-      _WORKDIRS.value, _METRICS.value, step=_STEP.value, seed=_SEED.value,
-      settings=json.loads(_SETTINGS.value) if _SETTINGS.value else None,
-      num_votes=_NUM_VOTES.value, num_train=_NUM_TRAIN.value, num_test=_NUM_TEST.value,
-      output_dir=_OUTPUT_DIR.value,
-  )
+  try:
+    reports.evaluate_runs(
+        _WORKDIRS.value, _METRICS.value, step=_STEP.value, seed=_SEED.value,
+        settings=json.loads(_SETTINGS.value) if _SETTINGS.value else None,
+        num_votes=_NUM_VOTES.value, num_train=_NUM_TRAIN.value, num_test=_NUM_TEST.value,
+        output_dir=_OUTPUT_DIR.value,
+    )
+  except errors.UserError as e:
+    if _DEBUG.value:
+      raise
+    sys.stderr.write(f'error: {e}\n')
+    sys.exit(1)
 
 
 if __name__ == '__main__':

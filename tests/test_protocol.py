@@ -314,8 +314,10 @@ def test_a_metric_the_data_cannot_feed_fails_at_step_zero(tmp_path, tfds_data_di
   config.objective.name = 'toy_two_stages'
   config.objective.steps_per_stage = 2
   workdir = str(tmp_path / 'run')
-  with pytest.raises(ValueError, match='no_such_metric'):
+  from disentangle_jax.errors import UserError
+  with pytest.raises(UserError, match='config.evaluators: .*no_such_metric'):
     train_lib.train_and_evaluate(config, workdir)
+  assert not os.path.exists(os.path.join(workdir, 'config.json'))
   assert not os.path.isdir(os.path.join(workdir, 'checkpoints')) or not os.listdir(
       os.path.join(workdir, 'checkpoints'))
 

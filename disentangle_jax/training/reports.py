@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from disentangle_jax import metrics as metrics_lib
+from disentangle_jax.errors import UserError
 from disentangle_jax.training.evaluation import Evaluator
 from disentangle_jax.training.restore import load_trained_model
 from disentangle_jax.visualization.heatmap import heatmap_png
@@ -56,7 +57,7 @@ def evaluate_runs(workdirs: Sequence[str], metric_names: Sequence[str], *,
   """
   unknown = sorted(set(metric_names) - set(metrics_lib.available()))
   if unknown:
-    raise ValueError(f'unknown metrics {unknown}; known: {metrics_lib.available()}')
+    raise UserError(f'unknown metrics {unknown}; known: {", ".join(metrics_lib.available())}')
   settings = {k: dict(v) for k, v in (settings or {}).items()}
   if num_votes:
     for name in metric_names:

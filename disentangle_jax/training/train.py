@@ -6,7 +6,6 @@ host of a TPU pod (each process reads its own shard of the data).
 """
 
 import logging
-import os
 from typing import Sequence
 
 import jax
@@ -116,9 +115,11 @@ def train_and_evaluate(
   train_iter = pipeline.make_train_iterator(
       config.data, global_batch_size=config.batch_size, seed=config.seed
   )
-  evaluation.check_evaluators(config, info, objective)
-  stages = objective.stages()
-  ends = stage_ends(stages)
+  with workdir_lib.checking('config.evaluators'):
+    evaluation.check_evaluators(config, info, objective)
+  with workdir_lib.checking('config.objective'):
+    stages = objective.stages()
+    ends = stage_ends(stages)
   if int(ends[-1]) != int(config.total_steps):
     logging.warning('The stages of %r last %d steps in all; config.total_steps=%d is ignored.',
                     config.objective.name, int(ends[-1]), int(config.total_steps))
