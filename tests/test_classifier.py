@@ -71,6 +71,9 @@ def test_classification_scores_per_class_and_balanced():
   np.testing.assert_allclose(s['per_attribute_accuracy'], [0.5, 0.5])
   # attribute 0: TPR 1/1, TNR 1/3; attribute 1: TPR 0/1, TNR 2/3
   np.testing.assert_allclose(s['per_attribute_balanced_accuracy'], [2 / 3, 1 / 3])
+  flat = classifier_lib.scalar_scores(s, ('Smiling', 'Male'))
+  assert flat['balanced_accuracy/Male'] == pytest.approx(1 / 3)
+  assert flat['accuracy/Smiling'] == 0.5 and flat['balanced_accuracy'] == pytest.approx(0.5)
 
 
 def test_pretrained_weights_are_loaded_from_an_npz(tmp_path):
@@ -248,6 +251,15 @@ def test_tiny_end_to_end_run_of_the_digits_config(tiny_run):
   assert all(np.isfinite(r['loss/classifier']) for r in records if 'loss/classifier' in r)
   images = sorted(os.listdir(os.path.join(tiny_run, 'images')))
   assert images == ['predictions_00000006.png', 'unit_maps_00000006.png']
+  # Validation accuracy per class and balanced, as the train loop's evaluation hook would log it.
+  from disentangle_jax.training import restore  # pylint: disable=g-import-not-at-top
+
+  model = restore.load_trained_model(tiny_run)
+  scores = model.objective.evaluate(model.params, model.model_state, model.config.data,
+                                    num_examples=90)
+  assert model.objective.num_outputs == 45
+  assert 0 <= scores['accuracy'] <= 1 and 0 <= scores['balanced_accuracy'] <= 1
+  assert 'accuracy/0' in scores and all(0 <= v <= 1 for v in scores.values())
 
 
 def test_launch_unit_analysis_and_dissect_on_a_tiny_run(tiny_run, tmp_path):

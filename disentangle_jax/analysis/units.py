@@ -133,12 +133,16 @@ def unit_analysis(objective, params, model_state, images: np.ndarray, labels: np
   best = np.argmax(ap, axis=1)
   logits_fn = jax.jit(lambda x: _chunked(lambda c: objective.logits(params, model_state, c), x,
                                          chunk))
-  accuracy = float(np.mean(np.argmax(np.asarray(logits_fn(images)), -1) == labels))
+  predicted = np.argmax(np.asarray(logits_fn(images)), -1)
+  accuracy = float(np.mean(predicted == labels))
+  per_class = np.array([np.mean(predicted[labels == c] == c) if np.any(labels == c) else np.nan
+                        for c in range(int(labels.max()) + 1)])
   out = {
       'layer': layer, 'scores': scores, 'ap': ap, 'precision_at_k': p_at_k,
       'precision_at_recall': p_at_r, 'best_digit': best,
       'alignment': ap[np.arange(num_units), best], 'base_rate': presence.mean(axis=0),
       'ks': ks, 'recalls': list(recalls), 'accuracy': accuracy,
+      'balanced_accuracy': float(np.nanmean(per_class)),
   }
   if ablate:
     def predict(keep):
@@ -167,6 +171,7 @@ def summarize(result: dict, distractors: Sequence[int] = ()) -> dict:
   summary = {
       'num_units': num_units,
       'accuracy': result['accuracy'],
+      'balanced_accuracy': result['balanced_accuracy'],
       'detectors_ap_ge_0.5': int(by_ap.sum()),
       'detectors_precision_at_100_ge_0.9': int(by_p100.sum()),
       'digits_detected': sorted({int(d) for d in best[by_ap]}),

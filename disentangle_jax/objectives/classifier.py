@@ -28,7 +28,8 @@ it is built with `num_outputs` = the classes or labels.
 Optimizer: `config.optimizer`. Group: 'classifier'. The model has no decoder and no prior.
 
 Training metrics: 'accuracy' (softmax: top-1; sigmoid: mean over attributes of the thresholded
-outputs). Validation accuracy per class or attribute and balanced accuracy: `evaluate_split`.
+outputs). Validation accuracy per class or attribute and balanced accuracy: `Classifier.evaluate`
+(scalars) over `evaluate_split` (arrays).
 """
 
 from __future__ import annotations
@@ -356,6 +357,18 @@ class Classifier(Objective):
     codes = np.asarray(self.jitted('encode')(params, model_state, images, cond))
     return codes.var(axis=0)
 
+  def evaluate(self, params, model_state, data_config, *, split: str | None = None,
+               num_examples: int | None = None, batch_size: int = 256) -> dict[str, float]:
+    """Validation scalars of `evaluate_split` over `data_config`'s eval split (default) as
+    {'accuracy', 'balanced_accuracy', 'accuracy/<class or attribute>', ...}: what a train loop
+    writes as `eval/classifier/<key>`."""
+    from disentangle_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+
+    batches = pipeline.make_eval_iterator(data_config, batch_size=batch_size, split=split,
+                                          num_examples=num_examples)
+    return scalar_scores(evaluate_split(self, params, model_state, batches),
+                         self.data.label_names if self.head == 'sigmoid' else ())
+
   def pictures(self, params, model_state, batch, rng):
     """The inputs with their true and predicted classes, and (for networks that return them)
     each input beside its last conv layer's unit maps."""
@@ -391,6 +404,27 @@ def evaluate_split(objective: Classifier, params, model_state, batches) -> dict[
   return classification_scores(pred, target, objective.head, objective.num_outputs)
 
 
+def scalar_scores(scores: Mapping[str, Any], label_names: tuple[str, ...] = ()
+                  ) -> dict[str, float]:
+  """The scores of `evaluate_split` as flat scalars: 'accuracy', 'balanced_accuracy',
+  'accuracy/<class index>' or, for attributes, 'accuracy/<name>' and 'balanced_accuracy/<name>'
+  (classes without validation examples are left out)."""
+  out = {'accuracy': float(scores['accuracy']),
+         'balanced_accuracy': float(scores['balanced_accuracy'])}
+  if 'per_class_accuracy' in scores:
+    for c, value in enumerate(scores['per_class_accuracy']):
+      if np.isfinite(value):
+        out[f'accuracy/{c}'] = float(value)
+    return out
+  names = list(label_names) or [str(i) for i in range(len(scores['per_attribute_accuracy']))]
+  for name, acc, bal in zip(names, scores['per_attribute_accuracy'],
+                            scores['per_attribute_balanced_accuracy']):
+    out[f'accuracy/{name}'] = float(acc)
+    if np.isfinite(bal):
+      out[f'balanced_accuracy/{name}'] = float(bal)
+  return out
+
+
 def classification_scores(pred: np.ndarray, target: np.ndarray, head: str,
                           num_outputs: int) -> dict[str, Any]:
   """The scores of `evaluate_split` from predictions and targets (softmax: [N] classes;
@@ -416,4 +450,4 @@ def classification_scores(pred: np.ndarray, target: np.ndarray, head: str,
 
 
 __all__ = ['Classifier', 'classification_scores', 'evaluate_split', 'load_params_npz',
-           'positive_weights', 'save_params_npz', 'weighted_sigmoid_cross_entropy']
+           'positive_weights', 'save_params_npz', 'scalar_scores', 'weighted_sigmoid_cross_entropy']
