@@ -79,6 +79,12 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval_ground_truth_split = ml_collections.config_dict.placeholder(str)
   # Labelled evaluation scores codes against 'labels' or 'factors' (None: labels if any).
   c.eval_targets = ml_collections.config_dict.placeholder(str)
+  # Early stopping on a validation loss (every=0: off); see training/early_stopping.py.
+  c.early_stopping = ml_collections.ConfigDict({
+      'every': 0, 'patience': 5, 'min_delta': 0.0,
+      'loss': ml_collections.config_dict.placeholder(str), 'num_examples': 1024,
+      'split': ml_collections.config_dict.placeholder(str),
+  })
   # Wait for every step's outputs: needed for fake multi-device CPU runs, where many steps of
   # collectives in flight can deadlock XLA's CPU runtime on few cores.
   c.block_every_step = False

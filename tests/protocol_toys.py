@@ -148,3 +148,38 @@ class ThreeGroups(Objective):
 
   def encode(self, params, model_state, images, cond=None):
     return _flat(images) @ params['a']
+
+
+@register('toy_overfits')
+class Overfits(TwoStages):
+  """One stage; its validation loss falls until step 6 and rises after, whatever the params."""
+
+  groups = ('head0',)
+  name = 'toy_overfits'
+
+  def stages(self):
+    return (Stage('train', int(self.config.total_steps), None),)
+
+  def optimizers(self):
+    return {'head0': optax.sgd(1e-3)}
+
+  def init(self, rng, batch):
+    params, state = super().init(rng, batch)
+    return {'head0': params['head0']}, state
+
+  def losses(self, params, model_state, batch, rng, step):
+    loss = _linear_ae_loss(_flat(batch['image']), params['head0'])
+    return {'head0': loss}, (model_state, {})
+
+  def validation_losses(self, params, model_state, batch, rng, step):
+    return {'head0': (step.astype(jnp.float32) - 6.0) ** 2 + 0.0 * jnp.sum(params['head0'])}
+
+  @property
+  def latent_dim(self):
+    return CODE
+
+  def encode(self, params, model_state, images, cond=None):
+    return _flat(images) @ params['head0']
+
+  def decode(self, params, model_state, codes, cond=None):
+    return jnp.clip(codes @ params['head0'].T, 0, 1).reshape(codes.shape[0], *self.image_shape)

@@ -385,3 +385,36 @@ def test_a_model_without_decoder_has_no_default_pictures():
   assert not objective.can_decode
   params = {'model': objective.init(jax.random.key(0), _batch())[0]['model']}
   assert objective.pictures(params, {}, _batch(), jax.random.key(0)) == {}
+
+
+# ----------------------------------------------------------------------------------------------
+# Early stopping
+
+
+def test_early_stopping_stops_after_patience_and_a_rerun_stays_stopped(tmp_path, tfds_data_dir):
+  config = _run_config('toy_overfits', tfds_data_dir, steps=40)
+  config.early_stopping.every = 2
+  config.early_stopping.patience = 2
+  config.early_stopping.num_examples = 8
+  workdir = str(tmp_path / 'run')
+  state = train_lib.train_and_evaluate(config, workdir)
+  # Validations at 2, 4, 6 (best, 0), 8 and 10 (two without improvement): stop at 10.
+  assert int(state.step) == 10
+  with open(os.path.join(workdir, 'early_stopping.json')) as f:
+    assert [s for s, _ in json.load(f)['history']] == [2, 4, 6, 8, 10]
+  assert max(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit()) == 10
+  again = train_lib.train_and_evaluate(config, workdir)
+  assert int(again.step) == 10
+
+
+def test_a_resumed_run_forgets_validations_after_its_checkpoint(tmp_path):
+  from disentangle_jax.training.early_stopping import EarlyStopping
+  config = _config('toy_overfits')
+  config.early_stopping.every = 2
+  config.early_stopping.patience = 2
+  with open(tmp_path / 'early_stopping.json', 'w') as f:
+    json.dump({'loss': 'head0', 'history': [[2, 3.0], [4, 1.0], [6, 2.0], [8, 2.5]]}, f)
+  stopper = EarlyStopping.from_config(config, str(tmp_path), resume_step=7)
+  assert stopper.history == [(2, 3.0), (4, 1.0), (6, 2.0)] and stopper.stopped_at is None
+  stopper = EarlyStopping.from_config(config, str(tmp_path), resume_step=8)
+  assert stopper.stopped_at == 8

@@ -119,6 +119,13 @@ class Objective(abc.ABC):
   ) -> tuple[dict[str, jax.Array], tuple[PyTree, dict[str, jax.Array]]]:
     """Per-group scalar losses, the new model state and scalar metrics to log."""
 
+  def validation_losses(self, params, model_state, batch: Batch, rng: jax.Array,
+                        step: jax.Array) -> dict[str, jax.Array]:
+    """Losses on held-out data, for early stopping (default: `losses`' per-group values; the
+    new model state is discarded). Objectives with BatchNorm or dropout may override it to run
+    their networks in inference mode."""
+    return self.losses(params, model_state, batch, rng, step)[0]
+
   def load_frozen(self) -> dict[str, PyTree]:
     """The frozen groups' variables, read on the host (e.g. from a file the config names).
 

@@ -16,7 +16,7 @@ from disentangle_jax.data import pipeline
 from disentangle_jax.data.info import DatasetInfo
 from disentangle_jax.objectives import get_objective
 from disentangle_jax.objectives.base import Stage
-from disentangle_jax.training import evaluation, pictures, sharding
+from disentangle_jax.training import early_stopping, evaluation, pictures, sharding
 from disentangle_jax.training import workdir as workdir_lib
 from disentangle_jax.training.checkpoint import Checkpointer
 from disentangle_jax.training.progress import Progress, check_finite, itstime
@@ -143,6 +143,12 @@ def train_and_evaluate(
   total = int(ends[-1])
   progress = Progress(total, config.batch_size, first_step=start_step)
   stage_index = None
+  with workdir_lib.checking('config.early_stopping'):
+    stopper = early_stopping.EarlyStopping.from_config(config, workdir, start_step)
+  if stopper is not None and stopper.stopped_at is not None:
+    logging.info('The run stopped early at step %d; rerunning it trains nothing more.',
+                 stopper.stopped_at)
+    total = start_step
 
   def fetch(metrics) -> dict[str, float]:
     return {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -193,6 +199,15 @@ def train_and_evaluate(
     if itstime(step, config.eval_every, total):
       with progress.paused():
         evaluator(step, state)
+
+    if stopper is not None and itstime(step, stopper.every, total, last=False):
+      with progress.paused():
+        means = stopper.validate(stage_objective, state, config, step)
+        writer.write_scalars(step, {f'validation/{k}': v for k, v in means.items()})
+        if stopper.stopped_at is not None:
+          if last_checkpoint != step:
+            checkpointer.save(step, state, train_iter, force=True)
+          break
 
   checkpointer.wait_until_finished()
   checkpointer.close()
