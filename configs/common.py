@@ -75,6 +75,8 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.eval_every = 50_000
   c.evaluators = ml_collections.ConfigDict()
+  # Examples of the eval split that the objective's own scores (Objective.evaluate) read.
+  c.objective_eval_examples = ml_collections.config_dict.placeholder(int)
   # The split whose factors the ground-truth metrics sample (None: the whole factor grid).
   c.eval_ground_truth_split = ml_collections.config_dict.placeholder(str)
   # Labelled evaluation scores codes against 'labels' or 'factors' (None: labels if any).

@@ -418,3 +418,16 @@ def test_a_resumed_run_forgets_validations_after_its_checkpoint(tmp_path):
   assert stopper.history == [(2, 3.0), (4, 1.0), (6, 2.0)] and stopper.stopped_at is None
   stopper = EarlyStopping.from_config(config, str(tmp_path), resume_step=8)
   assert stopper.stopped_at == 8
+
+
+def test_the_loop_writes_the_objective_s_own_scores(tmp_path, tfds_data_dir):
+  config = _run_config('toy_self_scoring', tfds_data_dir, steps=4)
+  config.eval_every = 2
+  config.objective_eval_examples = 12
+  workdir = str(tmp_path / 'run')
+  train_lib.train_and_evaluate(config, workdir)
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    rows = [json.loads(line) for line in f]
+  scored = [r for r in rows if 'eval/toy_self_scoring/examples' in r]
+  assert [r['step'] for r in scored] == [2, 4]
+  assert scored[0]['eval/toy_self_scoring/examples'] == 12

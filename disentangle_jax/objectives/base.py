@@ -212,6 +212,14 @@ class Objective(abc.ABC):
 
     return default_pictures.draw(self, params, model_state, batch, rng)
 
+  def evaluate(self, params, model_state, data_config, *,
+               num_examples: int | None = None) -> dict[str, float]:
+    """The objective's own held-out scores (a classifier's validation accuracy), computed on the
+    host over `data_config`'s eval split (its first `num_examples` records; None: all); the loop
+    writes them as `eval/<name>/<key>` at every evaluation. Default: none."""
+    del params, model_state, data_config, num_examples
+    return {}
+
   def jitted(self, method: str):
     """`jax.jit` of one of this objective's methods, compiled once per instance."""
     fn = self._jitted.get(method)

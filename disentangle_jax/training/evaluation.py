@@ -143,11 +143,19 @@ class Evaluator:
     key = target_key(self.config, self.info)
     return tuple(self.info.label_names if key == 'label' else self.info.factor_names)
 
+  def own_scores(self, params, model_state) -> dict[str, float]:
+    """The objective's own held-out scores (`Objective.evaluate`), e.g. validation accuracy."""
+    return self.objective.evaluate(params, model_state, self.config.data,
+                                   num_examples=self.config.get('objective_eval_examples', None))
+
   def __call__(self, step: int, state) -> dict:
-    if not self.metric_names or jax.process_index() != 0:
+    if jax.process_index() != 0:
       return {}
     params, model_state = jax.device_get((state.variables(), state.model_state))
-    results = self.evaluate(params, model_state)
+    results = self.evaluate(params, model_state) if self.metric_names else {}
     scalars = {f'eval/{k}': v for k, v in metrics_lib.scalar_results(results).items()}
-    self.writer.write_scalars(step, scalars)
-    return results
+    own = self.own_scores(params, model_state)
+    scalars.update({f'eval/{self.objective.name}/{k}': float(v) for k, v in own.items()})
+    if scalars:
+      self.writer.write_scalars(step, scalars)
+    return {**results, **({self.objective.name: own} if own else {})}
