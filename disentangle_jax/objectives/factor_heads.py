@@ -9,6 +9,9 @@ initialisation; the heads are discarded afterwards and the extractor feeds steps
 
 Config (`config.objective`):
   name: 'factor_heads'
+  pretrained_backbone: None (from scratch) | the `.npz` of torchvision's ImageNet VGG19-BN
+                (`launch/convert_vgg19_bn.py`), loaded into the backbone before training (as
+                published; needs `config.model.extractor='vgg_extractor'`, width 1)
 Networks: `config.model.extractor` (see `objectives._features`). Group: 'model' (extractor and
 heads, one optimizer: the paper's RAdam, lr 1e-3, weight decay 0.01). Needs a dataset with
 factors; the head sizes are the data's factor sizes.
@@ -28,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from disentangle_jax.networks import vgg
 from disentangle_jax.objectives import register
 from disentangle_jax.objectives import _features
 from disentangle_jax.objectives.base import Objective, rng_stream
@@ -86,6 +90,13 @@ class FactorHeads(Objective):
 
   def init(self, rng, batch):
     variables = dict(self.net.init({'params': rng, 'dropout': rng}, batch['image'], train=False))
+    path = self.hparam('pretrained_backbone', None)
+    if path:
+      extractor = {'params': variables['params']['extractor'],
+                   'batch_stats': variables['batch_stats']['extractor']}
+      extractor = vgg.set_backbone(extractor, vgg.load_vgg19_bn(path))
+      variables['params']['extractor'] = extractor['params']
+      variables['batch_stats']['extractor'] = extractor['batch_stats']
     params = variables.pop('params')
     return {'model': params}, variables
 
