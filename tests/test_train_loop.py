@@ -138,3 +138,15 @@ def test_evaluate_writes_metrics_tables_and_heatmaps(tmp_path, tfds_data_dir):
   assert [line.split(',')[0] for line in lines[1:]] == ['a', 'b']
   assert os.path.isfile(os.path.join(out, 'comparison.md'))
   assert 'mig/discrete_mig' in result.stdout
+  # The two runs differ only in their seed: one group, mean ± std over both, a bar plot a metric.
+  with open(os.path.join(out, 'comparison_over_seeds.md')) as f:
+    table = f.read().splitlines()
+  assert len(table) == 3 and table[2].startswith('| a |') and '(2)' in table[2]
+  mig = [payload_of(w)['results']['mig']['discrete_mig'] for w in runs]
+  assert f'{np.mean(mig):.4f} ± {np.std(mig):.4f} (2)' in table[2]
+  assert os.path.isfile(os.path.join(out, 'plots', 'mig_discrete_mig.png'))
+
+
+def payload_of(workdir):
+  with open(os.path.join(workdir, 'metrics_2.json')) as f:
+    return json.load(f)

@@ -50,7 +50,8 @@ def evaluate_runs(workdirs: Sequence[str], metric_names: Sequence[str], *,
                   num_votes: int | None = None, num_train: int | None = None,
                   num_test: int | None = None, output_dir: str | None = None) -> dict:
   """Scores every run, writes each run's JSON and heatmaps, and with several runs the comparison
-  tables; prints each run's scalars (and the table); returns {run name: {metric/key: value}}.
+  tables (per run, and mean ± std over runs that differ only in their seed) and a bar plot per
+  metric (`<output_dir>/plots/<metric>.png`); prints each run's scalars (and the table); returns {run name: {metric/key: value}}.
 
   `num_votes` sets the training points of the sampled scores (BetaVAE, FactorVAE; evaluation
   uses half) unless `settings` does.
@@ -80,10 +81,17 @@ def evaluate_runs(workdirs: Sequence[str], metric_names: Sequence[str], *,
     output_dir = output_dir or os.path.dirname(os.path.normpath(workdirs[0]))
     os.makedirs(output_dir, exist_ok=True)
     table_csv, table_md = comparison_tables(rows)
-    for name, text in (('comparison.csv', table_csv), ('comparison.md', table_md)):
+    groups = seed_groups(workdirs)
+    aggregated = aggregate_seeds(rows, groups)
+    aggregated_md = aggregated_table(aggregated)
+    for name, text in (('comparison.csv', table_csv), ('comparison.md', table_md),
+                       ('comparison_over_seeds.md', aggregated_md)):
       with open(os.path.join(output_dir, name), 'w') as f:
         f.write(text)
+    write_bar_plots(os.path.join(output_dir, 'plots'), aggregated)
     print(table_md)
+    if any(len(runs) > 1 for runs in groups.values()):
+      print(aggregated_md)
   return rows
 
 
@@ -162,3 +170,96 @@ def comparison_tables(rows: Mapping[str, Mapping[str, float]]) -> tuple[str, str
          for run, row in rows.items()]
   return buffer.getvalue(), '\n'.join(md) + '\n'
 
+
+
+_SEED_IN_NAME = re.compile(r'[_\-.,]?seed[=_\-]?\d+')
+
+
+def seed_groups(workdirs: Sequence[str]) -> dict[str, list[str]]:
+  """Runs that differ only in their seed, grouped: {label: [workdir, ...]} in the given order.
+
+  Configs are compared without `seed` (and without the paths and intervals that do not change a
+  model); a group's label is its first run's directory name with any 'seed<N>' part removed.
+  """
+  from disentangle_jax.training import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+
+  ignored = ('seed', 'data.data_dir', 'log_every', 'image_every', 'checkpoint_every',
+             'keep_checkpoints', 'eval_every')
+  groups: dict[str, list[str]] = {}
+  labels: dict[str, str] = {}
+  for workdir in workdirs:
+    flat = _flatten(json.loads(workdir_lib.read_config(workdir).to_json_best_effort()))
+    key = json.dumps({k: v for k, v in flat.items() if k not in ignored}, sort_keys=True,
+                     default=str)
+    if key not in labels:
+      name = os.path.basename(os.path.normpath(workdir))
+      label = _SEED_IN_NAME.sub('', name) or name
+      while label in groups:
+        label += "'"
+      labels[key] = label
+    groups.setdefault(labels[key], []).append(workdir)
+  return groups
+
+
+def _flatten(tree, prefix=''):
+  if isinstance(tree, dict):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def aggregate_seeds(rows: Mapping[str, Mapping[str, float]], groups: Mapping[str, Sequence[str]]
+                    ) -> dict[str, dict[str, tuple[float, float, int]]]:
+  """{group: {metric: (mean, std, n)}} over each group's runs (std with ddof=0; 0 for one run).
+
+  Args:
+    rows: {run name (the workdir's directory name): {metric: value}}.
+    groups: `seed_groups`' output.
+  """
+  out = {}
+  for label, workdirs in groups.items():
+    runs = [rows[os.path.basename(os.path.normpath(w))] for w in workdirs]
+    columns = sorted({c for run in runs for c in run})
+    out[label] = {}
+    for column in columns:
+      values = np.array([run[column] for run in runs if column in run], np.float64)
+      out[label][column] = (float(values.mean()), float(values.std()), len(values))
+  return out
+
+
+def aggregated_table(aggregated: Mapping[str, Mapping[str, tuple[float, float, int]]]) -> str:
+  """Markdown: one row per group, 'mean ± std (n)' per metric."""
+  columns = sorted({c for row in aggregated.values() for c in row})
+  md = ['| run | ' + ' | '.join(columns) + ' |', '|---' * (len(columns) + 1) + '|']
+  for label, row in aggregated.items():
+    cells = []
+    for column in columns:
+      if column in row:
+        mean, std, n = row[column]
+        cells.append(f'{mean:.4f} ± {std:.4f} ({n})')
+      else:
+        cells.append('')
+    md.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(md) + '\n'
+
+
+def write_bar_plots(directory: str, aggregated) -> list[str]:
+  """One PNG per metric: a bar per group at its mean, the standard deviation over seeds as the
+  error bar."""
+  from disentangle_jax.visualization import images as image_lib  # pylint: disable=g-import-not-at-top
+  from disentangle_jax.visualization.bar_chart import bar_chart  # pylint: disable=g-import-not-at-top
+
+  os.makedirs(directory, exist_ok=True)
+  paths = []
+  columns = sorted({c for row in aggregated.values() for c in row})
+  for column in columns:
+    labels = [label for label, row in aggregated.items() if column in row]
+    means = [aggregated[label][column][0] for label in labels]
+    stds = [aggregated[label][column][1] for label in labels]
+    image = bar_chart(labels, means, errors=stds, ylabel=column, title=column)
+    path = os.path.join(directory, re.sub(r'[^A-Za-z0-9_.-]', '_', column) + '.png')
+    image_lib.save_png(path, image)
+    paths.append(path)
+  return paths
