@@ -117,3 +117,31 @@ def test_label_values_and_degenerate_inputs():
     linear_probe.probe_accuracy(x[:200], y[:200], x[200:, :2], y[200:])
   with pytest.raises(ValueError, match='chunks'):
     linear_probe.linear_probe_evaluation(*_split(x, y, 200), num_chunks=2)
+
+
+def test_binary_attributes_among_multiclass_ones_get_one_logit():
+  """A binary attribute probed next to multi-class ones is scikit-learn's single-logit fit at C,
+  not the two-logit softmax (which halves the penalty: scikit-learn at 2 C).
+
+  The test labels are scikit-learn's own predictions on many points, so the test accuracy is the
+  agreement of the two decision functions; a small training set makes the penalty matter.
+  """
+  rng = np.random.default_rng(7)
+  x = rng.normal(size=(40 + 4000, 4))
+  binary = (x[:, 0] + 0.8 * x[:, 1] + rng.normal(size=len(x)) > 0.3).astype(int)
+  multi = np.digitize(x[:, 2] + rng.normal(size=len(x)), [-0.5, 0.5])  # 3 classes
+  train_x, test_x = x[:40], x[40:]
+  mean, std = train_x.mean(0), train_x.std(0)
+
+  def sklearn_predictions(c):
+    clf = linear_model.LogisticRegression(C=c, tol=1e-8, max_iter=10_000)
+    return clf.fit((train_x - mean) / std, binary[:40]).predict((test_x - mean) / std)
+
+  at_c, at_2c = sklearn_predictions(1.0), sklearn_predictions(2.0)
+  assert np.mean(at_c != at_2c) > 0.01  # the test can tell the two penalties apart
+  train_y = np.stack([binary[:40], multi[:40]], 1)
+  test_y = np.stack([at_c, multi[40:]], 1)
+  ours = linear_probe.probe_accuracy(train_x, train_y, test_x, test_y, tol=1e-7, max_iter=500)
+  assert ours['test_accuracy'][0, 0] >= 0.998
+  alone = linear_probe.probe_accuracy(train_x, binary[:40], test_x, at_c, tol=1e-7, max_iter=500)
+  assert alone['test_accuracy'][0, 0] >= 0.998

@@ -100,7 +100,7 @@ def test_dci_fit_is_shared_with_the_boosted_downstream_task(monkeypatch):
   sizes = []
   real_fit = gbt._fit_gbt
   monkeypatch.setattr(gbt, '_fit_gbt', lambda x, y, **k: sizes.append(len(x)) or real_fit(x, y, **k))
-  downstream.downstream_task(xtr, ftr, xte, fte, predictor='boosted', num_train=(10, 50, 400))
+  downstream.downstream_task(xtr, ftr, xte, fte, predictor='boosted', train_sizes=(10, 50, 400))
   assert sizes == [10, 50]
 
 

@@ -23,13 +23,13 @@ def test_identity_high_random_chance_and_noise(predictor):
   by_noise = []
   for s in (0.02, 0.3, 1.0):
     xtr, ftr, xte, fte = data.train_test(600, 400, SIZES, noise=s)
-    out = downstream.downstream_task(xtr, ftr, xte, fte, predictor=predictor, num_train=(600,))
+    out = downstream.downstream_task(xtr, ftr, xte, fte, predictor=predictor, train_sizes=(600,))
     by_noise.append(out['600:mean_test_accuracy'])
   assert by_noise[0] > 0.95
   assert data.strictly_decreasing(by_noise), by_noise
   rng = np.random.default_rng(0)
   out = downstream.downstream_task(rng.standard_normal((600, 3)), ftr, rng.standard_normal((400, 3)),
-                                   fte, predictor=predictor, num_train=(600,))
+                                   fte, predictor=predictor, train_sizes=(600,))
   chance = np.mean([np.max(np.bincount(fte[:, k])) / len(fte) for k in range(3)])
   assert out['600:mean_test_accuracy'] < chance + 0.08
 
@@ -37,12 +37,12 @@ def test_identity_high_random_chance_and_noise(predictor):
 def test_keys_sizes_and_degenerate_inputs():
   xtr, ftr, xte, fte = data.train_test(200, 100, SIZES, noise=0.1)
   ftr[:, 0] = 1  # constant factor: predicted as that value
-  out = downstream.downstream_task(xtr, ftr, xte, fte, num_train=(10, 200))
+  out = downstream.downstream_task(xtr, ftr, xte, fte, train_sizes=(10, 200))
   for key in ('10:mean_train_accuracy', '200:min_test_accuracy', '200:test_accuracy_factor_2'):
     assert np.isfinite(out[key])
   assert out['200:train_accuracy_factor_0'] == 1.0
   with pytest.raises(ValueError):
-    downstream.downstream_task(xtr, ftr, xte, fte, num_train=(1000,))
+    downstream.downstream_task(xtr, ftr, xte, fte, train_sizes=(1000,))
   with pytest.raises(ValueError):
     downstream.downstream_task(xtr, ftr, xte, fte, predictor='svm')
 
@@ -50,7 +50,7 @@ def test_keys_sizes_and_degenerate_inputs():
 def test_logistic_matches_dlib():
   ref = data.dlib('downstream')
   xtr, ftr, xte, fte = data.train_test(500, 500, SIZES, noise=0.2)
-  ours = downstream.downstream_task(xtr, ftr, xte, fte, num_train=(500,))
+  ours = downstream.downstream_task(xtr, ftr, xte, fte, train_sizes=(500,))
   tr, te = ref._compute_loss(
     xtr, ftr.T, xte, fte.T,
     lambda: linear_model.LogisticRegressionCV(Cs=10, cv=model_selection.KFold(n_splits=5)))
@@ -90,7 +90,7 @@ def test_fit_path_matches_sklearn_when_converged():
 def test_logistic_matches_sklearn_larger():
   sizes = (4, 12)
   xtr, ftr, xte, fte = data.train_test(1500, 1000, sizes, noise=0.1, extra_dims=3)
-  ours = downstream.downstream_task(xtr, ftr, xte, fte, num_train=(1500,))
+  ours = downstream.downstream_task(xtr, ftr, xte, fte, train_sizes=(1500,))
   for k in range(len(sizes)):
     ref = linear_model.LogisticRegressionCV(Cs=10, cv=model_selection.KFold(n_splits=5))
     ref.fit(xtr, ftr[:, k])

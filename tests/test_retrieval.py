@@ -147,8 +147,12 @@ def test_degenerate_inputs_are_defined_or_clear_errors():
     retrieval.retrieval_map(np.zeros((4, 2)), np.zeros(4), metric='manhattan')
   with pytest.raises(ValueError, match='mapping'):
     retrieval.retrieval_evaluation(
-      np.zeros((4, 2)), np.zeros(4), np.zeros((4, 2)), np.zeros(4), num_chunks=2, mapping=[5]
+      np.zeros((4, 2)), np.arange(4) % 2, np.zeros((4, 2)), np.arange(4) % 2, num_chunks=2,
+      mapping=[5],
     )
+  with pytest.raises(ValueError, match='every attribute is constant'):
+    retrieval.retrieval_evaluation(np.zeros((4, 2)), np.zeros(4), np.zeros((4, 2)), np.zeros(4),
+                                   num_chunks=2)
   # Every value unique: no query has a relevant item, AP = 0 (sklearn's value), not NaN.
   ap = retrieval.retrieval_average_precision(np.arange(8.0)[:, None], np.arange(8))
   np.testing.assert_array_equal(ap, 0.0)

@@ -16,6 +16,29 @@ A registered metric (`Metric`) says which inputs it takes (`Metric.inputs`):
                   samples for itself (BetaVAE, FactorVAE, fairness).
 Each returns a dict of scalars (and the arrays behind them). To add a metric, write its function
 and add one line to `registry._BUILTIN` (or call `register_metric` from your own code).
+
+Degenerate inputs: one policy for every metric, tested case by case in
+`tests/test_metrics_degenerate.py`; each function's docstring gives its own values.
+- Bad values: codes that are not [N, D] (a 1-D array too: pass `codes[:, None]`; retrieval alone
+  reads [N] as one dimension), NaN or infinite codes, non-integer factors: ValueError.
+- Too few samples: ValueError naming the metric, the minimum and the count. Every sample a metric
+  estimates or fits from needs at least 2 points (`_common.MIN_POINTS`; one point has no
+  variation); a test sample needs 1. Stricter minimums: the unsupervised Gaussian scores need more
+  points than non-constant code dimensions (fewer give a singular covariance and an infinite total
+  correlation whatever the code); the logistic downstream task 5 points per training size (one
+  per fold); retrieval 2 per split (a query and a gallery).
+- Constant code dimensions, decided with a tolerance: a dimension whose range is at most
+  `_common.CONSTANT_RTOL` (1e-6) times its largest magnitude is constant, so float32 rounding on a
+  dead unit counts as constant, and is made exactly constant before any metric sees it. It
+  carries no information: MI 0 with every factor (MIG, modularity scores it 0, the unsupervised
+  MI), zero importance (DCI), dropped (IRS; the Gaussian unsupervised scores), NMI 0 and inactive
+  (InfoMEC), standardised to 0 (explicitness, probes, InfoE). Mutual information at or below
+  `_common.MI_TOL` (1e-12 nats, rounding) counts as 0. All codes constant: MIG, modularity, IRS,
+  DCI's D and C, InfoM/InfoC/InfoE and the unsupervised scores are 0; classifiers score the
+  majority class (accuracies) or chance (AUC 0.5).
+- Single-valued factors (entropy 0): left out of the averages they would make 0/0 (MIG, DCI's
+  informativeness, explicitness, InfoC, InfoE), with per-factor entries documented per metric;
+  when no factor varies, ValueError ("nothing to measure").
 """
 
 from __future__ import annotations

@@ -35,11 +35,13 @@ from sklearn import linear_model
 
 from disentangle_jax.metrics import gbt as gbt_lib
 from disentangle_jax.metrics._common import (
+  MIN_POINTS,
   check_codes,
   check_factors,
   float64,
   label_encode,
   require_varying,
+  standardise,
 )
 
 _EPS = 1e-11
@@ -97,9 +99,7 @@ def gbt_importance(x_train, y_train, x_test, y_test, *, num_bins: int = 128):
 
 def lasso_importance(x_train, y_train, x_test, y_test, *, alpha: float = 0.01):
   """Importance [D, K] = |Lasso coefficients| and per-factor train/test R^2 (standardised data)."""
-  mean, std = x_train.mean(0), x_train.std(0)
-  std = np.where(std > 0, std, 1.0)
-  xtr, xte = (x_train - mean) / std, (x_test - mean) / std
+  xtr, xte = standardise(x_train, x_test)
   ytr = y_train.astype(np.float64)
   ymean, ystd = ytr.mean(0), ytr.std(0)
   ystd = np.where(ystd > 0, ystd, 1.0)
@@ -140,20 +140,22 @@ def dci(
     'importance_matrix' [D, K]; 'disentanglement_per_code' [D]; 'completeness_per_factor' [K];
     'informativeness_per_factor_train' / '_test' [K]; 'importance' (the method name).
 
-  Degenerate inputs: NaN/inf raise ValueError. A constant code dimension gets zero importance. A
-  factor with a single training value (sklearn raises) gets an all-zero importance column (it adds
-  nothing to disentanglement and has zero weight in completeness) and is left out of the
-  informativeness means; if no factor varies, ValueError. Test labels unseen in training count as
+  Degenerate inputs (the package's policy): NaN/inf and fewer than 2 training points raise
+  ValueError. A constant code dimension gets zero importance. A
+  factor with a single training value (sklearn raises) gets an all-zero importance column and is
+  left out of D, C (its completeness entry is 0) and the informativeness means, so that the scores
+  equal those without it; if no factor varies, ValueError. Test labels unseen in training count as
   errors.
   """
-  xtr = check_codes(codes_train, 'codes_train').astype(np.float64)
+  xtr = check_codes(codes_train, 'codes_train', min_points=MIN_POINTS, metric='dci')
+  xtr = xtr.astype(np.float64)
   xte = check_codes(codes_test, 'codes_test').astype(np.float64)
   ytr = check_factors(factors_train, xtr.shape[0], 'factors_train')
   yte = check_factors(factors_test, xte.shape[0], 'factors_test')
   if xte.shape[1] != xtr.shape[1] or yte.shape[1] != ytr.shape[1]:
     raise ValueError('train and test must have the same code and factor dimensions')
   _, sizes = label_encode(ytr)
-  varying = require_varying(sizes)
+  varying = require_varying(sizes, 'dci')
   if importance == 'gbt':
     imp, acc_tr, acc_te = gbt_importance(xtr, ytr, xte, yte, num_bins=num_bins)
   elif importance == 'lasso':
@@ -162,7 +164,10 @@ def dci(
   else:
     raise ValueError(f"importance must be 'gbt' or 'lasso', got {importance!r}")
   with float64():
-    s = {k: np.asarray(v) for k, v in scores_from_importance(jnp.asarray(imp)).items()}
+    # Single-valued factors are left out: their zero columns would still change the entropy base.
+    s = {k: np.asarray(v) for k, v in scores_from_importance(jnp.asarray(imp[:, varying])).items()}
+  per_factor = np.zeros(imp.shape[1])
+  per_factor[varying] = s['completeness_per_factor']
   return {
     'disentanglement': float(s['disentanglement']),
     'completeness': float(s['completeness']),
@@ -170,7 +175,7 @@ def dci(
     'informativeness_test': float(np.mean(acc_te[varying])),
     'importance_matrix': imp,
     'disentanglement_per_code': s['disentanglement_per_code'],
-    'completeness_per_factor': s['completeness_per_factor'],
+    'completeness_per_factor': per_factor,
     'informativeness_per_factor_train': np.asarray(acc_tr),
     'informativeness_per_factor_test': np.asarray(acc_te),
     'importance': importance,

@@ -23,7 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from disentangle_jax.metrics._common import check_codes, check_factors, float64, label_encode
+from disentangle_jax.metrics._common import (
+  MIN_POINTS,
+  check_codes,
+  check_factors,
+  float64,
+  label_encode,
+)
 
 
 def histogram_edges(x: np.ndarray, num_bins: int = 20) -> np.ndarray:
@@ -108,18 +114,23 @@ def discrete_entropy(y: jax.Array, *, num_values: int) -> jax.Array:
   return -jnp.sum(jnp.where(counts > 0, p * jnp.log(jnp.where(counts > 0, p, 1.0)), 0.0), axis=1)
 
 
-def codes_factors_mutual_info(codes, factors, num_bins: int = 20):
+def codes_factors_mutual_info(codes, factors, num_bins: int = 20, *, metric: str = 'this metric'):
   """MI matrix [D, K] between 20-bin-discretised codes and label-encoded factors, and H(factors).
+
+  Needs `MIN_POINTS` points (ValueError naming `metric`); a constant code dimension (see
+  `_common.constant_dims`) has MI exactly 0 with every factor.
 
   Returns:
     (mutual_info [D, K], factor_entropy [K], encoded factors [N, K], factor sizes).
   """
-  codes = check_codes(codes)
+  codes = check_codes(codes, min_points=MIN_POINTS, metric=metric)
   factors = check_factors(factors, codes.shape[0])
   y, sizes = label_encode(factors)
   bins = histogram_discretize(codes, num_bins)
+  constant = np.ptp(codes, axis=0) == 0  # check_codes made near-constant columns exact
   width = max(sizes)
   with float64():
     mi = mutual_info_matrix(jnp.asarray(bins), jnp.asarray(y), num_a=num_bins + 1, num_b=width)
     h = discrete_entropy(jnp.asarray(y), num_values=width)
-    return np.asarray(mi, np.float64), np.asarray(h, np.float64), y, sizes
+    mi = np.where(constant[:, None], 0.0, np.asarray(mi, np.float64))
+    return mi, np.asarray(h, np.float64), y, sizes

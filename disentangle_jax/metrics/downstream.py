@@ -41,7 +41,13 @@ from jax.typing import ArrayLike
 
 from disentangle_jax.metrics import _logistic
 from disentangle_jax.metrics import gbt as gbt_lib
-from disentangle_jax.metrics._common import check_codes, check_factors, label_encode
+from disentangle_jax.metrics._common import (
+  MIN_POINTS,
+  check_codes,
+  check_factors,
+  label_encode,
+  require_varying,
+)
 
 CS = np.logspace(-4, 4, 10)
 
@@ -185,39 +191,47 @@ def downstream_task(
   factors_test: ArrayLike,
   *,
   predictor: str = 'logistic',
-  num_train: Sequence[int] = (10, 100, 1000, 10000),
+  train_sizes: Sequence[int] = (10, 100, 1000, 10000),
 ) -> dict:
   """dlib's downstream-task scores.
 
   Args:
     codes_train, factors_train: [N, D] codes and [N, K] integer labels; the first n rows train
-      the size-n classifiers, so N must be at least max(num_train).
+      the size-n classifiers, so N must be at least max(train_sizes).
     codes_test, factors_test: [M, D], [M, K] evaluation set.
     predictor: 'logistic' (LogisticRegressionCV) or 'boosted' (GradientBoostingClassifier).
-    num_train: training sizes.
+    train_sizes: training sizes (dlib's `num_train`; renamed here because `num_train` is the
+      shared sample's size in `evaluate`'s settings).
 
   Returns:
     dlib's keys per size n: 'n:mean_train_accuracy', 'n:mean_test_accuracy',
     'n:min_train_accuracy', 'n:min_test_accuracy', 'n:train_accuracy_factor_k',
     'n:test_accuracy_factor_k' (floats); plus 'accuracy_train' / 'accuracy_test' [sizes, K].
 
-  Degenerate inputs: NaN/inf raise ValueError, as does a size above N. A factor with a single
+  Degenerate inputs (the package's policy): NaN/inf raise ValueError, as do a size above N and a
+  size below 5 (logistic: one point per fold) or 2 (boosted), and no varying factor. A factor with a single
   value among the first n rows (sklearn raises) is predicted as that value. Test labels unseen
   among the training rows count as errors.
   """
-  xtr = check_codes(codes_train, 'codes_train').astype(np.float64)
+  xtr = check_codes(codes_train, 'codes_train', min_points=MIN_POINTS,
+                    metric=f'downstream_{predictor}').astype(np.float64)
   xte = check_codes(codes_test, 'codes_test').astype(np.float64)
   ytr = check_factors(factors_train, xtr.shape[0], 'factors_train')
   yte = check_factors(factors_test, xte.shape[0], 'factors_test')
   if predictor not in ('logistic', 'boosted'):
     raise ValueError(f"predictor must be 'logistic' or 'boosted', got {predictor!r}")
-  if max(num_train) > xtr.shape[0]:
-    raise ValueError(f'num_train {max(num_train)} exceeds the {xtr.shape[0]} training rows')
+  if max(train_sizes) > xtr.shape[0]:
+    raise ValueError(f'train_sizes {max(train_sizes)} exceeds the {xtr.shape[0]} training rows')
+  smallest = 5 if predictor == 'logistic' else MIN_POINTS  # 5 folds need a point each
+  if min(train_sizes) < smallest:
+    raise ValueError(f'downstream_{predictor} needs training sizes of at least {smallest} points, '
+                     f'got {min(train_sizes)}: pass larger train_sizes')
+  require_varying(label_encode(ytr)[1], f'downstream_{predictor}')
   k = ytr.shape[1]
   scores = {}
-  acc_train = np.zeros((len(num_train), k))
-  acc_test = np.zeros((len(num_train), k))
-  for s, size in enumerate(num_train):
+  acc_train = np.zeros((len(train_sizes), k))
+  acc_test = np.zeros((len(train_sizes), k))
+  for s, size in enumerate(train_sizes):
     x, y = xtr[:size], ytr[:size]
     enc, sizes = label_encode(y)
     pred_train = np.zeros_like(enc)

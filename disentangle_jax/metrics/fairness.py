@@ -25,7 +25,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from disentangle_jax.metrics import gbt as gbt_lib
-from disentangle_jax.metrics._common import check_codes, check_factors, label_encode
+from disentangle_jax.metrics._common import MIN_POINTS, check_codes, check_factors, label_encode
 
 
 def inter_group_fairness(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,10 +121,12 @@ def fairness(
     dlib's 'mean_fairness:*' and 'max_fairness:*' keys (floats) plus the matrices
     'mean_fairness' and 'max_fairness' [K, K] (target, sensitive; diagonal 0).
 
-  Degenerate inputs: NaN/inf raise ValueError; fewer than two factors, ValueError. A target
+  Degenerate inputs: NaN/inf raise ValueError; fewer than two factors or two training points,
+  ValueError. A target
   factor with a single training value is always predicted as that value (unfairness 0).
   """
-  x = check_codes(codes_train, 'codes_train').astype(np.float64)
+  x = check_codes(codes_train, 'codes_train', min_points=MIN_POINTS, metric='fairness')
+  x = x.astype(np.float64)
   y = check_factors(factors_train, x.shape[0], 'factors_train')
   k = y.shape[1]
   if k < 2:

@@ -40,7 +40,15 @@ import scipy.special
 from jax.typing import ArrayLike
 
 from disentangle_jax.metrics import _logistic
-from disentangle_jax.metrics._common import check_codes, check_factors, label_encode
+from disentangle_jax.metrics._common import (
+  MI_TOL,
+  MIN_POINTS,
+  check_codes,
+  check_factors,
+  label_encode,
+  require_varying,
+  standardise,
+)
 
 
 def _count_within(xa, xv, p_all, radius, r2):
@@ -184,38 +192,40 @@ def infomec(
     'infom', 'infoc', 'infoe' (floats), 'nmi' [K, D], 'active_latents' [D] bool,
     'infoe_per_factor' [K].
 
-  Degenerate inputs: NaN/inf raise ValueError. A constant factor (H = 0) has an all-zero NMI row
-  and is left out of InfoC and InfoE. Where a code's (or a factor's) NMI sums to 0 its max/sum
-  ratio is 0/0; that code (factor) is left out of InfoM's (InfoC's) mean, and the score is 0 if
-  none remains. With a single factor InfoM is 1; with a single active code InfoC is 1 (both 0/0 in
-  the reference). With no active code (all constant) InfoM = InfoC = 0. If no factor varies,
-  ValueError.
+  Degenerate inputs (the package's policy): NaN/inf and fewer than 2 points raise ValueError. A
+  constant code (within `_common.CONSTANT_RTOL`) has NMI 0 and is inactive. A constant factor
+  (H = 0) has an all-zero NMI row and is left out of InfoC and InfoE. Where a code's (or a
+  factor's) NMI sums to 0 its max/sum ratio is 0/0; that code (factor) is left out of InfoM's
+  (InfoC's) mean, and the score is 0 if none remains. With a single factor InfoM is 1; with a
+  single active code InfoC is 1 (both 0/0 in the reference). With no active code (all constant)
+  InfoM = InfoC = 0, and InfoE = 0 (the balanced fit on a zero input is the prior). If no factor
+  varies, ValueError.
   """
-  x = check_codes(codes).astype(np.float64)
+  x = check_codes(codes, min_points=MIN_POINTS, metric='infomec').astype(np.float64)
   y = check_factors(factors, x.shape[0])
   enc, sizes = label_encode(y)
   k = enc.shape[1]
   sizes = np.asarray(sizes)
-  if not np.any(sizes > 1):
-    raise ValueError('every factor is constant: there is nothing to measure')
-  std = x.std(0)
-  z = (x - x.mean(0)) / np.where(std > 0, std, 1.0)
+  require_varying(sizes, 'infomec')
+  (z,) = standardise(x)
   mi = knn_mutual_info(sklearn_jitter(z, random_state), enc, n_neighbors=n_neighbors)
+  # A constant code carries nothing; the estimate would see only the tie-breaking jitter.
+  mi[:, np.ptp(x, axis=0) == 0] = 0.0
   p = [np.bincount(enc[:, i]) / enc.shape[0] for i in range(k)]
   h = np.array([-(q[q > 0] * np.log(q[q > 0])).sum() for q in p])
-  nmi = np.where(h[:, None] > 0, mi / np.where(h > 0, h, 1.0)[:, None], 0.0)
+  nmi = np.where(h[:, None] > MI_TOL, mi / np.where(h > MI_TOL, h, 1.0)[:, None], 0.0)
 
   ranges = x.max(0) - x.min(0)
   active = ranges > ranges.max() / 20
   da = int(active.sum())
   pruned = nmi[:, active]
-  with np.errstate(invalid='ignore', divide='ignore'):
-    col = pruned.max(0) / pruned.sum(0)
-    row = pruned.max(1) / pruned.sum(1)
-  col, row = col[np.isfinite(col)], row[np.isfinite(row)]
   if da == 0:
     infom = infoc = 0.0
   else:
+    with np.errstate(invalid='ignore', divide='ignore'):
+      col = pruned.max(0) / pruned.sum(0)
+      row = pruned.max(1) / pruned.sum(1)
+    col, row = col[np.isfinite(col)], row[np.isfinite(row)]
     infom = 1.0 if k == 1 else (float(col.mean()) - 1 / k) / (1 - 1 / k) if col.size else 0.0
     infoc = 1.0 if da == 1 else (float(row.mean()) - 1 / da) / (1 - 1 / da) if row.size else 0.0
 

@@ -20,7 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from disentangle_jax.metrics._common import check_codes, check_factors, float64
+from disentangle_jax.metrics._common import (
+  MIN_POINTS,
+  check_codes,
+  check_factors,
+  float64,
+  label_encode,
+  require_varying,
+)
 from disentangle_jax.metrics.discretize import histogram_discretize
 
 
@@ -97,13 +104,16 @@ def irs(codes: ArrayLike, factors: ArrayLike, *, diff_quantile: float = 0.99,
     'IRS' (float), 'num_active_dims' (a count), 'active_dims' [D] bool, and over the active
     dimensions 'IRS_matrix' [D_active, K], 'disentanglement_scores', 'parents', 'max_deviations'.
 
-  Degenerate inputs: NaN/inf raise ValueError; constant code dimensions are dropped and IRS is 0
-  when all are constant (as dlib); a constant factor forms one group and is a valid column.
+  Degenerate inputs (the package's policy): NaN/inf and fewer than 2 points raise ValueError;
+  constant code dimensions (within `_common.CONSTANT_RTOL`) are dropped and IRS is 0 when all are
+  constant (as dlib); a constant factor forms one group and is a valid column; no varying factor, ValueError.
   """
-  x = check_codes(codes)
+  x = check_codes(codes, min_points=MIN_POINTS, metric='irs')
   y = check_factors(factors, x.shape[0])
+  require_varying(label_encode(y)[1], 'irs')
   groups = histogram_discretize(y.astype(np.float64), num_bins)
-  active = x.var(axis=0) > 0
+  # check_codes made near-constant columns exact; a variance test would pass their rounding.
+  active = np.ptp(x, axis=0) > 0
   out = {'num_active_dims': int(active.sum()), 'active_dims': active}
   if not active.any():
     out.update(IRS=0.0, IRS_matrix=np.zeros((0, y.shape[1])),

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from disentangle_jax.metrics._common import MIN_POINTS
+
 #: Elements of one group's logits [N, inputs, attributes, classes].
 DEFAULT_MAX_ELEMENTS = 1 << 24
 
@@ -43,14 +45,17 @@ def _encode_labels(train_y: np.ndarray, test_y: np.ndarray):
   return train_out, test_out, np.asarray(num_classes)
 
 
-def _as_inputs(x: np.ndarray, name: str) -> np.ndarray:
+def _as_inputs(x: np.ndarray, name: str, min_points: int = 1) -> np.ndarray:
   x = np.asarray(x, np.float32)
   if x.ndim == 2:
     x = x[:, None, :]
   if x.ndim != 3:
     raise ValueError(f'{name} must be [N, D] or [N, P, d], got {x.shape}')
-  if x.shape[0] == 0:
-    raise ValueError(f'{name} is empty')
+  if x.shape[0] < min_points:
+    raise ValueError(
+      f'linear_probe needs at least {min_points} points in {name}, got {x.shape[0]}: pass a '
+      'larger sample'
+    )
   if not np.all(np.isfinite(x)):
     raise ValueError(f'{name} contains NaN or infinite values')
   return x
@@ -59,13 +64,18 @@ def _as_inputs(x: np.ndarray, name: str) -> np.ndarray:
 def _logits(w, x, binary: bool, class_mask):
   """`w [P, q, A, K]`, `x [P, N, q]` (a trailing 1 for the intercept) -> logits `[P, N, A, K]`.
 
+  `class_mask` is (valid [A, K] bool, free [A, K] float): the classes an attribute has, and the
+  classes with parameters. A binary attribute among multi-class ones has class 1 free only, so
+  its logits are (0, z): scikit-learn's single penalised logit, not two (which would halve the
+  penalty, i.e. fit at C = 2). Masked weights get no data gradient and stay at their start, 0.
   The probe-input axis leads (a plain batched matmul), which XLA runs about twice as fast as with
   the examples first.
   """
-  logits = jnp.einsum('pnq,pqak->pnak', x, w)
   if binary:
-    return logits
-  return jnp.where(class_mask, logits, -jnp.inf)  # classes an attribute lacks never win
+    return jnp.einsum('pnq,pqak->pnak', x, w)
+  valid, free = class_mask
+  logits = jnp.einsum('pnq,pqak->pnak', x, w * free)
+  return jnp.where(valid, logits, -jnp.inf)  # classes an attribute lacks never win
 
 
 def _probe_losses(w, x, y, class_mask, l2, binary: bool):
@@ -98,7 +108,7 @@ def _fit(x, y, class_mask, l2, tol, *, binary: bool, max_iter: int, memory: int 
   """
   num_inputs, q = x.shape[0], x.shape[2]
   num_attributes = y.shape[1]
-  k = 1 if binary else class_mask.shape[-1]
+  k = 1 if binary else class_mask[0].shape[-1]
   w = jnp.zeros((num_inputs, q, num_attributes, k), x.dtype)
   losses_fn = functools.partial(
     _probe_losses, x=x, y=y, class_mask=class_mask, l2=l2, binary=binary
@@ -237,8 +247,13 @@ def probe_accuracy(
 
   Returns:
     `{'train_accuracy': [P, A], 'test_accuracy': [P, A]}`.
+
+  Degenerate inputs (the package's policy): NaN/inf and fewer than 2 training points raise
+  ValueError. A constant input feature (std within 1e-12 of its mean's scale) is standardised to 0
+  and carries nothing; an attribute with a single value is predicted as that value; when no attribute varies,
+  ValueError.
   """
-  train_x, test_x = _as_inputs(train_x, 'train_x'), _as_inputs(test_x, 'test_x')
+  train_x, test_x = _as_inputs(train_x, 'train_x', MIN_POINTS), _as_inputs(test_x, 'test_x')
   if train_x.shape[1:] != test_x.shape[1:]:
     raise ValueError(f'train inputs {train_x.shape[1:]} differ from test inputs {test_x.shape[1:]}')
   train_y, test_y = np.asarray(train_y), np.asarray(test_y)
@@ -251,6 +266,8 @@ def probe_accuracy(
   if C <= 0:
     raise ValueError(f'C must be > 0, got {C}')
   train_y, test_y, num_classes = _encode_labels(train_y, test_y)
+  if not np.any(num_classes > 1):
+    raise ValueError('linear_probe: every attribute is constant: there is nothing to measure')
 
   if standardize:
     mean = train_x.mean(axis=0)
@@ -264,7 +281,9 @@ def probe_accuracy(
 
   binary = bool(num_classes.max() <= 2)
   k = 1 if binary else int(num_classes.max())
-  class_mask = jnp.asarray(np.arange(k)[None, :] < num_classes[:, None])  # [A, K]
+  valid = np.arange(k)[None, :] < num_classes[:, None]  # [A, K]
+  free = np.where(num_classes[:, None] == 2, np.arange(k)[None, :] == 1, valid)
+  class_mask = (jnp.asarray(valid), jnp.asarray(free, jnp.float32))
   n, num_inputs = train_x.shape[:2]
   num_attributes = train_y.shape[1]
   largest = int(max(1, min(num_inputs, max_elements // max(1, n * num_attributes * k))))

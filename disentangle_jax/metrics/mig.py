@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from disentangle_jax.metrics._common import float64, require_varying
+from disentangle_jax.metrics._common import MI_TOL, float64, require_varying
 from disentangle_jax.metrics.discretize import codes_factors_mutual_info
 
 
@@ -30,7 +30,7 @@ def mig_from_mutual_info(mutual_info: jax.Array, entropy: jax.Array) -> dict[str
   """
   top = jnp.sort(mutual_info, axis=0)[::-1]
   second = top[1] if mutual_info.shape[0] > 1 else jnp.zeros_like(top[0])
-  valid = entropy > 0
+  valid = entropy > MI_TOL
   gap = jnp.where(valid, (top[0] - second) / jnp.where(valid, entropy, 1.0), 0.0)
   score = jnp.sum(gap) / jnp.maximum(jnp.sum(valid), 1)
   return {'discrete_mig': score, 'mig_per_factor': gap}
@@ -48,13 +48,13 @@ def mig(codes: ArrayLike, factors: ArrayLike, *, num_bins: int = 20) -> dict:
     dict with 'discrete_mig' (float), 'mig_per_factor' [K], 'mutual_info' [D, K] (nats) and
     'factor_entropy' [K] (nats).
 
-  Degenerate inputs: NaN/inf codes raise ValueError. A constant code dimension has MI 0. A factor
-  with a single value (entropy 0; dlib returns NaN) is left out of the average and its gap is 0;
-  if no factor varies, ValueError. N below the number of bins is allowed and gives dlib's
-  (heavily biased) value.
+  Degenerate inputs (the package's policy): NaN/inf codes and fewer than 2 points raise
+  ValueError. A constant code dimension has MI 0. A factor with a single value (entropy 0; dlib
+  returns NaN) is left out of the average and its gap is 0; if no factor varies, ValueError. N
+  below the number of bins is allowed and gives dlib's (heavily biased) value.
   """
-  mi, h, _, sizes = codes_factors_mutual_info(codes, factors, num_bins)
-  require_varying(sizes)
+  mi, h, _, sizes = codes_factors_mutual_info(codes, factors, num_bins, metric='mig')
+  require_varying(sizes, 'mig')
   with float64():
     out = mig_from_mutual_info(jnp.asarray(mi), jnp.asarray(h))
     out = {k: np.asarray(v) for k, v in out.items()}

@@ -18,11 +18,14 @@ from jax.typing import ArrayLike
 
 from disentangle_jax.metrics import _logistic
 from disentangle_jax.metrics._common import (
+  MI_TOL,
+  MIN_POINTS,
   check_codes,
   check_factors,
   float64,
   label_encode,
   require_varying,
+  standardise,
 )
 from disentangle_jax.metrics.discretize import codes_factors_mutual_info
 
@@ -31,17 +34,19 @@ from disentangle_jax.metrics.discretize import codes_factors_mutual_info
 def modularity_from_mutual_info(mutual_info: jax.Array) -> dict[str, jax.Array]:
   """[D, K] mutual information -> 'modularity_score' and 'modularity_per_code' [D].
 
-  A code with no information about any factor (theta = 0) scores 0. With a single factor (K = 1,
-  dlib: 0/0) an informative code scores 1.
+  A code with no information about any factor (theta <= `MI_TOL`: rounding leaves about 1e-16
+  nats on a constant code, which dlib's `theta > 0` test lets through as a perfect score) scores
+  0. With a single factor (K = 1, dlib: 0/0) an informative code scores 1.
   """
   sq = jnp.square(mutual_info)
   top = jnp.max(sq, axis=1)
+  informative = jnp.max(mutual_info, axis=1) > MI_TOL
   k = mutual_info.shape[1]
   if k > 1:
-    delta = (jnp.sum(sq, axis=1) - top) / jnp.where(top > 0, top * (k - 1), 1.0)
+    delta = (jnp.sum(sq, axis=1) - top) / jnp.where(informative, top * (k - 1), 1.0)
   else:
     delta = jnp.zeros_like(top)
-  per_code = jnp.where(top > 0, 1.0 - delta, 0.0)
+  per_code = jnp.where(informative, 1.0 - delta, 0.0)
   return {'modularity_score': jnp.mean(per_code), 'modularity_per_code': per_code}
 
 
@@ -54,10 +59,12 @@ def modularity(codes: ArrayLike, factors: ArrayLike, *, num_bins: int = 20) -> d
   Returns:
     'modularity_score' (float), 'modularity_per_code' [D], 'mutual_info' [D, K].
 
-  Degenerate inputs: NaN/inf codes raise ValueError; a constant code scores 0; a constant factor
-  has MI 0 and still counts in K - 1, as in dlib.
+  Degenerate inputs (the package's policy): NaN/inf codes and fewer than 2 points raise
+  ValueError; a constant code scores 0 (dlib: 1.0 from rounding); a constant factor has MI 0 and
+  still counts in K - 1, as in dlib; no varying factor, ValueError.
   """
-  mi, _, _, _ = codes_factors_mutual_info(codes, factors, num_bins)
+  mi, _, _, sizes = codes_factors_mutual_info(codes, factors, num_bins, metric='modularity')
+  require_varying(sizes, 'modularity')
   with float64():
     out = modularity_from_mutual_info(jnp.asarray(mi))
     per_code = np.asarray(out['modularity_per_code'])
@@ -106,23 +113,20 @@ def explicitness(
     'explicitness_score_train', 'explicitness_score_test' (floats: means over factors), and
     'explicitness_per_factor_train' / '_test' [K].
 
-  Degenerate inputs: NaN/inf raise ValueError. A constant code dimension is standardised to 0
+  Degenerate inputs: NaN/inf and fewer than 2 training points raise ValueError. A constant code
+  dimension is standardised to 0
   (dlib divides by a zero std and produces NaN). A factor with a single training value cannot be
   classified: it is left out of the means and its per-factor entries are 1.0 (it is trivially
   explicit); if no factor varies, ValueError. Test labels unseen in training count as negatives for
   every class; classes without positives in an evaluated set are left out of its macro average.
   """
-  xtr = check_codes(codes_train, 'codes_train')
+  xtr = check_codes(codes_train, 'codes_train', min_points=MIN_POINTS, metric='explicitness')
   xte = check_codes(codes_test, 'codes_test')
   ytr = check_factors(factors_train, xtr.shape[0], 'factors_train')
   yte = check_factors(factors_test, xte.shape[0], 'factors_test')
-  mean = xtr.mean(0)
-  std = xtr.std(0)
-  std = np.where(std > 0, std, 1.0)
-  xtr = (xtr - mean) / std
-  xte = (xte - mean) / std
+  xtr, xte = standardise(xtr, xte)
   enc, sizes = label_encode(ytr)
-  varying = require_varying(sizes)
+  varying = require_varying(sizes, 'explicitness')
   fit_cols = np.nonzero(varying)[0]
   w, b, valid = _logistic.fit_per_factor(
     xtr, enc[:, fit_cols], [sizes[k] for k in fit_cols], l2=1.0

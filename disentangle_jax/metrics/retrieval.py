@@ -219,8 +219,13 @@ def retrieval_map(
 
 
 def split_chunks(codes: np.ndarray, num_chunks: int | None = None) -> np.ndarray:
-  """Codes as chunks `[N, C, d]`: `[N, C, d]` is kept, `[N, C*d]` is reshaped (C required)."""
+  """Codes as chunks `[N, C, d]`: `[N, C, d]` is kept, `[N, C*d]` is reshaped (C required).
+
+  1-D codes `[N]` are one dimension, `[N, 1]`, as everywhere in this module.
+  """
   codes = np.asarray(codes)
+  if codes.ndim == 1:
+    codes, num_chunks = codes[:, None], num_chunks or 1
   if codes.ndim == 3:
     if num_chunks is not None and codes.shape[1] != num_chunks:
       raise ValueError(f'codes have {codes.shape[1]} chunks, not {num_chunks}')
@@ -339,6 +344,10 @@ def retrieval_evaluation(
       'map_all_chunks' `[A]` and 'map_all_chunks_mean' (the whole code),
       'random_map' `[A]` and 'random_map_mean' (expected for random features on the test labels),
       and with a mapping 'map_mapping' `[A]`, 'map_mapping_mean'.
+
+  Degenerate inputs (the package's policy): fewer than 2 points in a split, NaN/inf codes, or no
+  attribute with two values among the test labels: ValueError. 1-D codes `[N]` are one dimension.
+  A constant chunk ranks every item as tied: its AP is the fraction of relevant items.
   """
   val = split_chunks(val_codes, num_chunks)
   test = split_chunks(test_codes, num_chunks)
@@ -348,6 +357,8 @@ def retrieval_evaluation(
   test_labels = _as_labels(test_labels, test.shape[0])
   if val_labels.shape[1] != test_labels.shape[1]:
     raise ValueError('validation and test labels have different numbers of attributes')
+  if all(np.unique(column).size < 2 for column in test_labels.T):
+    raise ValueError('retrieval: every attribute is constant: there is nothing to measure')
   kw = dict(metric=metric, block_elements=block_elements)
   val_map = retrieval_map_per_chunk(val, val_labels, **kw)
   test_map = retrieval_map_per_chunk(test, test_labels, **kw)

@@ -28,7 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from disentangle_jax.metrics._common import check_codes, check_factors, float64
+from disentangle_jax.metrics._common import (
+  MIN_POINTS,
+  check_codes,
+  check_factors,
+  float64,
+  require_varying,
+)
 
 
 @jax.jit
@@ -248,13 +254,17 @@ def sap(
   Returns:
     'SAP_score' (float), 'score_matrix' [D, K], 'sap_per_factor' [K].
 
-  Degenerate inputs: NaN/inf raise ValueError. Continuous: a constant code or factor scores 0
+  Degenerate inputs (the package's policy): NaN/inf and fewer than 2 training points raise
+  ValueError. A constant code dimension predicts one class (discrete) or scores 0 (continuous).
+  Continuous: a constant code or factor scores 0
   (dlib divides by zero for a constant factor). Discrete: a factor with a single training value
   (LinearSVC raises) is predicted as that value by every code, so its column is constant and its
-  gap 0. With one code dimension the gap is the largest entry.
+  gap 0. With one code dimension the gap is the largest entry. No varying factor, ValueError.
   """
-  xtr = check_codes(codes_train, 'codes_train').astype(np.float64)
+  xtr = check_codes(codes_train, 'codes_train', min_points=MIN_POINTS, metric='sap')
+  xtr = xtr.astype(np.float64)
   ytr = check_factors(factors_train, xtr.shape[0], 'factors_train')
+  require_varying([np.unique(col).size for col in ytr.T], 'sap')
   if continuous_factors:
     with float64():
       matrix = np.asarray(continuous_score_matrix(jnp.asarray(xtr), jnp.asarray(ytr, jnp.float64)))

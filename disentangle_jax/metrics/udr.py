@@ -26,7 +26,7 @@ import scipy.stats
 from jax.typing import ArrayLike
 from sklearn import linear_model
 
-from disentangle_jax.metrics._common import check_codes
+from disentangle_jax.metrics._common import MIN_POINTS, check_codes, standardise
 
 
 def relative_strength(corr: np.ndarray) -> float:
@@ -40,8 +40,7 @@ def relative_strength(corr: np.ndarray) -> float:
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
-  std = x.std(0)
-  return (x - x.mean(0)) / np.where(std > 0, std, 1.0)
+  return standardise(x)[0]
 
 
 def spearman_matrices(codes: Sequence[np.ndarray]) -> np.ndarray:
@@ -80,7 +79,7 @@ def udr(
     'model_scores' [M], 'pairwise_disentanglement_scores' [M, M] (diagonal 0),
     'raw_correlations' [M, M, D, D].
 
-  Degenerate inputs: NaN/inf raise ValueError; fewer than two models, ValueError. A pair with no
+  Degenerate inputs: NaN/inf raise ValueError; fewer than two models or two points, ValueError. A pair with no
   informative dimension on either side scores 0 (dlib: mean of an empty array, NaN).
   """
   if correlation not in ('lasso', 'spearman'):
@@ -88,7 +87,8 @@ def udr(
   m = len(codes)
   if m < 2 or len(kl) != m:
     raise ValueError('UDR needs at least two models, each with codes and KL')
-  reps = [check_codes(c, f'codes[{i}]').astype(np.float64) for i, c in enumerate(codes)]
+  reps = [check_codes(c, f'codes[{i}]', min_points=MIN_POINTS, metric='udr').astype(np.float64)
+          for i, c in enumerate(codes)]
   if len({r.shape for r in reps}) != 1:
     raise ValueError('all models must have codes of the same shape')
   kls = [np.asarray(k, np.float64).reshape(-1) for k in kl]

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from disentangle_jax.metrics._common import check_codes, float64
+from disentangle_jax.metrics._common import MIN_POINTS, check_codes, float64
 from disentangle_jax.metrics.discretize import histogram_discretize, mutual_info_matrix
 
 
@@ -60,18 +60,24 @@ def unsupervised_scores(codes: ArrayLike, *, num_bins: int = 20) -> dict:
     'gaussian_wasserstein_correlation_norm', 'mutual_info_score' (floats), 'covariance' [D, D]
     and 'mutual_info_matrix' [D, D] (zero diagonal).
 
-  Degenerate inputs: NaN/inf codes and N < 2 raise ValueError. Constant code dimensions carry no
-  dependence and would make dlib's total correlation NaN (log 0 - log 0): the covariance scores
-  are computed over the non-constant dimensions (all 0 when every dimension is constant); they
-  still count in the MI score's D^2 - D denominator, with MI 0. Exactly collinear dimensions give
-  an infinite total correlation (the Gaussian dependence is infinite), not NaN. With D = 1 the MI
-  score is 0.
+  Degenerate inputs (the package's policy): NaN/inf codes raise ValueError, and so do fewer than
+  2 points or no more points than non-constant dimensions (N <= D_active): the covariance of so few
+  points is singular, and its total correlation infinite whatever the code. Constant code
+  dimensions (within `_common.CONSTANT_RTOL`) carry no dependence and would make dlib's total
+  correlation NaN (log 0 - log 0): the covariance scores are computed over the non-constant
+  dimensions (all 0 when every dimension is constant); they still count in the MI score's D^2 - D
+  denominator, with MI 0. Exactly collinear dimensions in a large enough sample give an infinite
+  total correlation (the Gaussian dependence is infinite), not NaN. With D = 1 the MI score is 0.
   """
-  x = check_codes(codes)
-  if x.shape[0] < 2:
-    raise ValueError('the covariance needs at least 2 points')
+  x = check_codes(codes, min_points=MIN_POINTS, metric='unsupervised')
+  # check_codes made near-constant columns exact; their computed variance would be rounding.
+  active = np.ptp(x, axis=0) > 0
+  if x.shape[0] <= active.sum():
+    raise ValueError(
+      f'unsupervised needs more points than non-constant code dimensions ({int(active.sum())}), '
+      f'got {x.shape[0]}: the covariance of fewer points is singular; pass a larger sample'
+    )
   cov = np.atleast_2d(np.cov(x, rowvar=False))
-  active = np.diag(cov) > 0
   bins = histogram_discretize(x, num_bins)
   with float64():
     if active.any():
