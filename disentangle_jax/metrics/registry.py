@@ -31,12 +31,15 @@ from disentangle_jax.metrics import (
   factorvae_score,
   fairness,
   infomec,
+  information,
   irs,
   linear_probe,
   mig,
   modularity,
   retrieval,
   sap,
+  strong_downstream,
+  unified,
   unsupervised,
 )
 
@@ -146,6 +149,8 @@ def _retrieval_metric(
 ):
   """Retrieval mAP per code dimension (or chunk) and factor; chunks chosen on the train sample."""
   train_codes = np.asarray(train_codes)
+  if train_codes.ndim == 1:  # one code dimension, as retrieval reads [N] everywhere
+    train_codes, test_codes = train_codes[:, None], np.asarray(test_codes).reshape(-1, 1)
   if num_chunks is None:
     num_chunks = train_codes.shape[1]
   return retrieval.retrieval_evaluation(
@@ -190,10 +195,18 @@ _BUILTIN = (
    'FactorVAE score (Kim & Mnih 2018), dlib pruning; score: eval_accuracy'),
   ('fairness', _fairness_sampled, 'ground_truth',
    'unfairness of boosted classifiers under interventions (Locatello et al. 2019)'),
+  ('strong_downstream', strong_downstream.strong_downstream_task, 'ground_truth',
+   'downstream accuracy under an intervention shift (dlib strong_downstream_task)'),
   ('mig', mig.mig, 'sample', 'discrete MIG (Chen et al. 2018), dlib estimator'),
   ('modularity', modularity.modularity, 'sample', 'modularity (Ridgeway & Mozer 2018)'),
   ('irs', irs.irs, 'sample', 'interventional robustness score (Suter et al. 2019)'),
   ('infomec', infomec.infomec, 'sample', 'InfoM, InfoC, InfoE (Hsu et al. 2023)'),
+  ('mig_sup', information.mig_sup, 'sample',
+   'MIG-sup, the gap per code dimension (Li et al. 2020)'),
+  ('dcimig', information.dcimig, 'sample', 'DCIMIG (Sepliarskaia et al. 2019)'),
+  ('jemmig', information.jemmig, 'sample',
+   'JEMMIG, normalised, lower is better (Do & Tran 2020)'),
+  ('med', information.med, 'sample', 'MED and top-k MED (Cao et al. 2022)'),
   ('sap_continuous', functools.partial(sap.sap, continuous_factors=True), 'sample',
    'SAP with squared correlations (Kumar et al. 2018)'),
   ('sap', sap.sap, 'train_test', 'SAP with 1-D linear SVMs (Kumar et al. 2018), dlib setting'),
@@ -207,6 +220,8 @@ _BUILTIN = (
    'train_test', 'downstream accuracy of LogisticRegressionCV per factor (Locatello et al. 2019)'),
   ('downstream_boosted', functools.partial(downstream.downstream_task, predictor='boosted'),
    'train_test', 'downstream accuracy of boosted trees per factor (Locatello et al. 2019)'),
+  ('unified', unified.unified_scores, 'train_test',
+   'every code-factor matrix under every aggregation (dlib unified_scores)'),
   ('retrieval', _retrieval_metric, 'train_test',
    'nearest-neighbour retrieval mAP per chunk and factor (Hu et al. 2018)'),
   ('linear_probe', linear_probe.linear_probe_evaluation, 'train_test',
