@@ -254,11 +254,11 @@ def format_table(row: dict, name: str = 'this run') -> str:
   return '\n'.join([header, rule, values])
 
 
-def run_pipeline(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def run_pipeline(config: ml_collections.ConfigDict, workdir: str, *, score: bool = True) -> dict:
   """Runs (or resumes) the three steps in `workdir/<step>`, then scores the VAE.
 
   Returns {'validation': step 1's report, 'table': {column: score}}; the table is also printed
-  and written to `<workdir>/table.json`.
+  and written to `<workdir>/table.json`. `score=False` stops after step 3 (no table).
   """
   dirs = step_dirs(workdir)
   os.makedirs(workdir, exist_ok=True)
@@ -269,6 +269,8 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str) -> dict:
   store = run_features(config, extractor_path, dirs['features'])
   logging.info('Step 3/3: the VAE on %d stored features in %s.', len(store), dirs['featvae'])
   run_featvae(config, extractor_path, store, dirs['featvae'])
+  if not score:
+    return {'validation': validation, 'table': None}
   table_settings = config.table.to_dict() if config.get('table') is not None else {}
   table = challenge_table(dirs['featvae'], table_settings, seed=config.seed)
   text = format_table(table, name=os.path.basename(os.path.abspath(workdir)))

@@ -1,0 +1,284 @@
+"""The feature-aggregation VAE (Seitzer et al. 2020): its objectives, feature store, configs and
+the three-step pipeline on a fake MPI3D file, including a resume inside step 3."""
+
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import featvae_mpi3d, featvae_shapes3d
+from disentangle_jax.data import fake_sources, pipeline
+from disentangle_jax.data.builders import mpi3d
+from disentangle_jax.data.info import DatasetInfo
+from disentangle_jax.objectives import _features, get_objective
+from disentangle_jax.objectives.base import rng_stream
+from disentangle_jax.objectives.factor_heads import factor_cross_entropy
+from disentangle_jax.pipelines import feature_store
+from disentangle_jax.pipelines import featvae as featvae_pipeline
+from disentangle_jax.training import restore
+
+FAKE_SIZES = (2, 2, 1, 1, 1, 3, 3)  # 36 images
+TINY_EXTRACTOR = {'width': 1 / 16, 'aggregation_features': (8, 8, 8)}
+INFO = DatasetInfo(name='fake', image_shape=(64, 64, 3), num_examples=40,
+                   factor_names=('a', 'b'), factor_sizes=(3, 4))
+
+
+def _featvae_config(**objective):
+  return ml_collections.ConfigDict({
+      'seed': 0, 'batch_size': 4, 'total_steps': 10,
+      'objective': {'name': 'featvae', 'latent_dim': 3, **objective},
+      'model': {'extractor': 'vgg_extractor_narrow', 'extractor_kwargs': TINY_EXTRACTOR,
+                'conv_impl': 'xla', 'encoder': 'feature_mlp', 'decoder': 'feature_mlp',
+                'encoder_kwargs': {'hidden': (8,)}, 'decoder_kwargs': {'hidden': (8,)}},
+      'optimizer': {'name': 'radam', 'learning_rate': 1e-3},
+  })
+
+
+# -- step 3's objective -------------------------------------------------------------------------
+
+
+def test_the_objective_uses_the_papers_normalisation():
+  """L = Σ_b Σ_i (μ̂ − x)² / B + β Σ_b KL_b / (B·C), recomputed from the objective's own passes."""
+  objective = get_objective('featvae')(_featvae_config(beta=0.3), INFO)
+  assert objective.feature_dim == 8
+  x = jax.random.uniform(jax.random.key(1), (4, 8))
+  params, state = objective.init(jax.random.key(0), {'features': x})
+  rng = jax.random.key(2)
+  losses, (_, metrics) = objective.losses(params, state, {'features': x}, rng, jnp.int32(0))
+
+  mean, logvar, _ = objective.posterior(params, state, x, train=True,
+                                        rng=rng_stream(rng, 'dropout_encoder'))
+  z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng_stream(rng, 'reparam'), mean.shape)
+  recon, _ = objective.decode_features(params, state, z, train=True)
+  assert float(recon.min()) >= 0 and float(recon.max()) <= 1  # the sigmoid mean
+  b, c = mean.shape
+  squared = float(jnp.sum((recon - x) ** 2)) / b
+  kl = float(-0.5 * jnp.sum(1 + logvar - mean ** 2 - jnp.exp(logvar))) / (b * c)
+  np.testing.assert_allclose(float(metrics['recon']), squared, rtol=1e-5)
+  np.testing.assert_allclose(float(metrics['kl']), kl, rtol=1e-5)
+  np.testing.assert_allclose(float(losses['vae']), squared + 0.3 * kl, rtol=1e-5)
+
+
+def test_beta_follows_the_cosine_schedule_per_epoch():
+  schedule = {'start_value': 0.001, 'end_value': 0.4, 'start_step': 10, 'end_step': 49}
+  objective = get_objective('featvae')(
+      _featvae_config(beta_schedule=schedule, steps_per_epoch=7), INFO)
+  beta = lambda step: float(objective.beta_at(step))  # noqa: E731
+  assert beta(0) == pytest.approx(0.001) and beta(10 * 7 - 1) == pytest.approx(0.001)
+  assert beta(10 * 7) == pytest.approx(0.001)
+  np.testing.assert_allclose([beta(s) for s in range(29 * 7, 30 * 7)],
+                             0.001 + 0.5 * 0.399 * (1 - np.cos(np.pi * 19 / 39)), rtol=1e-6)
+  assert beta(49 * 7) == pytest.approx(0.4) and beta(99 * 7) == pytest.approx(0.4)
+
+
+def test_steps_per_epoch_default_to_the_data_size():
+  objective = get_objective('featvae')(_featvae_config(), INFO)
+  assert objective.steps_per_epoch == 40 // 4
+
+
+def test_an_extractor_file_of_another_network_is_refused(tmp_path):
+  objective = get_objective('featvae')(_featvae_config(), INFO)
+  frozen = objective.load_frozen()['extractor']
+  path = _features.save_extractor(str(tmp_path / 'extractor.npz'), frozen)
+  assert jax.tree.map(np.shape, _features.load_extractor(path, frozen)) == jax.tree.map(
+      np.shape, frozen)
+  other = _featvae_config(extractor=path)
+  other.model.extractor_kwargs = {'width': 1 / 16, 'aggregation_features': (8, 8, 16)}
+  with pytest.raises(ValueError, match='does not fit the configured extractor'):
+    get_objective('featvae')(other, INFO).load_frozen()
+  with pytest.raises(FileNotFoundError, match='finetuning step'):
+    _features.load_extractor(str(tmp_path / 'missing.npz'))
+
+
+# -- step 1's loss --------------------------------------------------------------------------------
+
+
+def test_factor_loss_is_the_sum_of_per_factor_mean_cross_entropies():
+  logits = [jnp.log(jnp.asarray([[0.5, 0.25, 0.25], [0.2, 0.6, 0.2]])),
+            jnp.log(jnp.asarray([[0.1, 0.9], [0.5, 0.5]]))]
+  factors = jnp.asarray([[0, 0], [1, 0]])
+  loss, accuracy = factor_cross_entropy(logits, factors)
+  want = -(np.log(0.5) + np.log(0.6)) / 2 - (np.log(0.1) + np.log(0.5)) / 2
+  np.testing.assert_allclose(float(loss), want, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(accuracy), [1.0, 0.5])
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+def test_the_store_round_trips_and_its_iterator_resumes(tmp_path):
+  features = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+  factors = np.arange(20, dtype=np.int32).reshape(10, 2)
+  writer = feature_store.StoreWriter(str(tmp_path), 10, 3, factor_names=('a', 'b'),
+                                     factor_sizes=(10, 20))
+  writer.write(0, features[:6], factors[:6])
+  assert not feature_store.is_complete(str(tmp_path))  # unpublished until closed
+  writer.write(6, features[6:], factors[6:])
+  writer.close()
+  store = feature_store.FeatureStore(str(tmp_path))
+  rows = store.read(np.array([7, 2, 5]))
+  np.testing.assert_array_equal(rows['features'], features[[7, 2, 5]])
+  np.testing.assert_array_equal(rows['factors'], factors[[7, 2, 5]])
+
+  it = feature_store.make_train_iterator(str(tmp_path), batch_size=5, seed=3)
+  epoch = [next(it) for _ in range(2)]
+  seen = np.concatenate([b['factors'][:, 0] for b in epoch])
+  assert sorted(seen) == list(range(0, 20, 2))  # one epoch is a permutation of the rows
+  state = it.get_state()
+  expected = [next(it)['factors'] for _ in range(3)]
+  again = feature_store.make_train_iterator(str(tmp_path), batch_size=5, seed=3)
+  again.set_state(state)
+  for want in expected:
+    np.testing.assert_array_equal(next(again)['factors'], want)
+
+
+def test_an_unfinished_store_is_named():
+  with pytest.raises(FileNotFoundError, match='features step'):
+    feature_store.FeatureStore('/nonexistent/features')
+
+
+# -- configs --------------------------------------------------------------------------------------
+
+
+def test_configs_hold_the_published_and_released_settings():
+  paper = featvae_shapes3d.get_config()
+  assert paper.featvae.model.encoder == 'feature_mlp' and paper.featvae.objective.latent_dim == 16
+  assert paper.featvae_epochs == 100 and paper.featvae.batch_size == 256
+  assert dict(paper.featvae.objective.beta_schedule) == {
+      'start_value': 0.001, 'end_value': 0.4, 'start_step': 10, 'end_step': 49}
+  assert paper.finetune.optimizer.name == 'radam' and paper.finetune.optimizer.weight_decay == 0.01
+  assert paper.finetune.objective.name == 'factor_heads' and paper.finetune_epochs == 5
+  released = featvae_mpi3d.get_config('widths=released')
+  assert released.featvae.model.decoder == 'feature_mlp_released'
+  assert released.featvae.objective.latent_dim == 18 and released.featvae_epochs == 120
+  assert released.featvae.data.name == 'mpi3d' and released.finetune.data.builder_config == 'toy'
+  local = featvae_shapes3d.get_config('runlocal')
+  assert local.finetune.data.builder_config == 'small'
+  assert local.finetune.model.extractor == 'vgg_extractor_narrow'
+  with pytest.raises(KeyError, match='widths'):
+    featvae_mpi3d.get_config('widths=huge')
+
+
+# -- the pipeline on a fake MPI3D -----------------------------------------------------------------
+
+
+def tiny_config(data_dir):
+  c = featvae_mpi3d.get_config('runlocal')
+  for run in (c.finetune, c.featvae):
+    run.data.data_dir = data_dir
+    run.data.read_block = 8
+    run.batch_size = 4
+    run.model.conv_impl = 'xla'
+    run.model.extractor_kwargs = dict(TINY_EXTRACTOR)
+    run.log_every = 1
+    run.checkpoint_every = 2
+    run.keep_checkpoints = 10
+  c.featvae.model.encoder_kwargs = {'hidden': (16, 16)}
+  c.featvae.model.decoder_kwargs = {'hidden': (16, 16)}
+  c.featvae.objective.latent_dim = 4
+  c.featvae.objective.beta_schedule = {'start_value': 0.001, 'end_value': 0.4, 'start_step': 0,
+                                       'end_step': 1}
+  c.finetune_epochs = 0.3  # 2 steps of the 29 training records
+  c.featvae_epochs = 0.67  # 6 steps of the 36 stored features (9 steps per epoch)
+  c.features.batch_size = 8
+  c.table = {'factorvae': {'num_variance_estimate': 64, 'num_train': 20, 'num_eval': 10},
+             'dci': {'num_train': 50, 'num_test': 20}, 'sap': {'num_train': 50, 'num_test': 20},
+             'irs': {'num_train': 50}, 'mig': {'num_train': 50}}
+  return c
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+  root = tmp_path_factory.mktemp('featvae')
+  fake_sources.write_fake_mpi3d(str(root / 'src' / 'mpi3d_toy.npz'), FAKE_SIZES)
+  data_dir = str(root / 'tfds')
+  mpi3d.prepare(str(root / 'src'), variant='toy', data_dir=data_dir)
+  config = tiny_config(data_dir)
+  workdir = str(root / 'work')
+  result = featvae_pipeline.run_pipeline(config, workdir)
+  return config, workdir, result
+
+
+@pytest.mark.slow
+def test_step1_reports_validation_accuracy_per_factor(run):
+  config, workdir, result = run
+  with open(os.path.join(workdir, 'finetune', 'validation.json')) as f:
+    report = json.load(f)
+  assert report == result['validation']
+  assert list(report['accuracy']) == list(mpi3d_factor_names(config))
+  assert all(0 <= a <= 1 for a in report['accuracy'].values())
+  assert report['num_examples'] == 36 - 29 and report['split'] == 'train[80%:]'
+  # single-valued factors are classified perfectly even after two steps
+  assert report['accuracy']['object_size'] == 1.0
+  assert os.path.exists(os.path.join(workdir, 'finetune', 'extractor.npz'))
+
+
+def mpi3d_factor_names(config):
+  return pipeline.dataset_info(config.featvae.data).factor_names
+
+
+@pytest.mark.slow
+def test_step2_stores_unit_norm_features_with_their_factors(run):
+  config, workdir, _ = run
+  store = feature_store.FeatureStore(os.path.join(workdir, 'features'))
+  assert len(store) == 36 and store.features.shape == (36, 8)
+  np.testing.assert_allclose(np.linalg.norm(store.features, axis=1), 1.0, rtol=1e-5)
+  grid = np.stack(np.unravel_index(np.arange(36), FAKE_SIZES), axis=1)
+  assert sorted(map(tuple, store.factors)) == sorted(map(tuple, grid))
+  records = pipeline.read_examples(config.featvae.data, [0, 5, 9])
+  np.testing.assert_array_equal(store.factors[[0, 5, 9]], records['factors'])
+
+
+@pytest.mark.slow
+def test_step3_encodes_images_as_the_posterior_mean_of_their_features(run):
+  config, workdir, result = run
+  model = restore.load_trained_model(os.path.join(workdir, 'featvae'))
+  assert model.step == 6
+  store = feature_store.FeatureStore(os.path.join(workdir, 'features'))
+  images = pipeline.read_examples(config.featvae.data, [0, 1, 2, 3])['image']
+  from_images = model.objective.encode(model.params, model.model_state, jnp.asarray(images))
+  from_store = model.objective.encode_features(model.params, model.model_state,
+                                               jnp.asarray(store.features[:4]))
+  np.testing.assert_allclose(np.asarray(from_images), np.asarray(from_store), atol=1e-5)
+  lines = [json.loads(line) for line in open(os.path.join(workdir, 'featvae', 'metrics.jsonl'))]
+  betas = {line['step']: line['beta'] for line in lines if 'beta' in line}
+  assert betas[1] == pytest.approx(0.001) and betas[6] == pytest.approx(0.001)  # all in epoch 0
+  table = result['table']
+  assert list(table) == ['FactorVAE', 'DCI', 'SAP', 'IRS', 'MIG']
+  assert all(np.isfinite(v) for v in table.values())
+  with open(os.path.join(workdir, 'table.json')) as f:
+    assert json.load(f)['table'] == table
+  assert '| FactorVAE | DCI | SAP | IRS | MIG |' in featvae_pipeline.format_table(table)
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_in_step3_resumes_there(run):
+  """Simulated interruption: step 3's checkpoints after step 2 are removed (as if killed after
+  its first checkpoint); the rerun trains steps 3-6 only, leaves steps 1 and 2 untouched and ends
+  bit-identical to the uninterrupted run."""
+  config, workdir, _ = run
+  vae_dir = os.path.join(workdir, 'featvae')
+  done = restore.load_trained_model(vae_dir)
+  untouched = [os.path.join(workdir, 'finetune', 'extractor.npz'),
+               os.path.join(workdir, 'finetune', 'validation.json'),
+               os.path.join(workdir, 'features', 'features.npy'),
+               os.path.join(workdir, 'features', 'store.json')]
+  mtimes = {p: os.stat(p).st_mtime_ns for p in untouched}
+  finetune_steps = restore.checkpoint_steps(os.path.join(workdir, 'finetune'))
+  assert restore.checkpoint_steps(vae_dir) == [2, 4, 6]
+  for step in (4, 6):
+    shutil.rmtree(os.path.join(vae_dir, 'checkpoints', str(step)))
+
+  featvae_pipeline.run_pipeline(config, workdir, score=False)
+
+  assert {p: os.stat(p).st_mtime_ns for p in untouched} == mtimes
+  assert restore.checkpoint_steps(os.path.join(workdir, 'finetune')) == finetune_steps
+  assert restore.checkpoint_steps(vae_dir) == [2, 4, 6]
+  resumed = restore.load_trained_model(vae_dir)
+  jax.tree.map(np.testing.assert_array_equal, (done.params, done.model_state),
+               (resumed.params, resumed.model_state))
