@@ -2,6 +2,7 @@ r"""Network Dissection (Bau et al., CVPR 2017) of a trained model against its da
 
   python launch/dissect.py --workdir=workdirs/digits_baseline
   python launch/dissect.py --workdir=workdirs/betavae_dsprites --num_examples=5000
+  python launch/dissect.py --workdir=workdirs/mixing_sprites_mix_c_g --num_examples=2000
   python launch/dissect.py --workdir=workdirs/ae_dsprites --layers=Conv_0,Conv_1
 
 Every layer of feature maps of the model's representation (a classifier's conv layers; a VAE's

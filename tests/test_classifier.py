@@ -168,6 +168,25 @@ def test_unit_analysis_known_answers_on_planted_detectors():
   assert result['top_maps'].shape == (3, 10, 4, 12)
 
 
+def test_units_aligned_with_distractors_are_reported():
+  rng = np.random.default_rng(1)
+  n = 120
+  factors = np.zeros((n, 3), np.int64)
+  factors[:, :2] = np.stack([rng.choice(8, 2, replace=False) for _ in range(n)])
+  factors[:, 2] = rng.choice([8, 9], n)
+  names = ('digit_a', 'digit_b', 'distractor')
+  presence = units.digit_presence(factors, names)
+  images = np.zeros((n, 4, 12, 1), np.float32)
+  images[:, 0, :10, 0] = presence
+  result = units.unit_analysis(_PlantedUnits(), None, None, images,
+                               1 - presence[:, 0].astype(int), presence, ks=(10,),
+                               recalls=(0.5,), chunk=64, num_top=2, ablate=False)
+  summary = units.summarize(result, units.distractor_digits(factors, names))
+  assert summary['distractors'] == [8, 9]
+  assert summary['units_best_on_distractor'] == [8, 9]
+  assert summary['max_ap_on_distractor'] == pytest.approx(1.0)
+
+
 def test_digit_presence_and_distractors():
   names = ('digit_a', 'digit_b', 'distractor')
   factors = np.array([[0, 1, 8], [2, 3, 9], [4, 5, 10]])

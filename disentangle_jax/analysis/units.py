@@ -145,12 +145,13 @@ def unit_analysis(objective, params, model_state, images: np.ndarray, labels: np
       'balanced_accuracy': float(np.nanmean(per_class)),
   }
   if ablate:
-    def predict(keep):
-      return _chunked(lambda c: objective.logits(params, model_state, c, ablate={layer: keep}),
-                      images, chunk)
-
+    # One compiled pass per ablated unit with the images as an argument (not baked into the
+    # program as a constant, which a jit over the masks would do).
+    ablated = jax.jit(lambda keep, x: _chunked(
+        lambda c: objective.logits(params, model_state, c, ablate={layer: keep}), x, chunk))
     out['ablation'] = unit_alignment.ablation_effect(
-        predict, labels, num_units, in_group=presence[:, best], batch_size=1)
+        lambda keep: ablated(keep, images), labels, num_units, in_group=presence[:, best],
+        traceable=False)
   top = np.argsort(-scores, axis=0, kind='stable')[:num_top]
   heat = np.stack([pictures_lib.normalised_maps(maps[top[:, u]][..., u:u + 1],
                                                 images.shape[1:3],
