@@ -22,8 +22,9 @@ squared errors averaged over all elements, on images in [−1, 1] with a tanh de
 code); `decode` returns (tanh + 1) / 2 in [0, 1] as the protocol asks, and `encode` returns the
 chunked feature f [B, n·d] that the retrieval metric scores chunk by chunk.
 D and C run in train mode (batch statistics; D sees x1 and x3 in separate calls, as the released
-code's two discriminator calls). Their running statistics are carried in the model state but no
-evaluation uses D or C.
+code's two discriminator calls). Their running statistics are carried in the model state and move
+in each of a step's three passes (each pass runs every network in train mode); no evaluation or
+picture uses D or C.
 
 Config (`config.objective`):
   name: 'mixing'
@@ -53,7 +54,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from disentangle_jax import losses as loss_lib
 from disentangle_jax.losses import mixing as mixing_lib
 from disentangle_jax.objectives import register
 from disentangle_jax.objectives._common import (build_decoder, build_encoder, build_network,

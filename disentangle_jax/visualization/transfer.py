@@ -191,5 +191,5 @@ def mixing_pictures(encode_fn, decode_fn: DecodeFn, images, *, num_chunks: int, 
                          image_lib.to_uint8(target_images)[None], image_lib.to_uint8(mixed)])
   pictures['mixing'] = image_lib.labelled_grid(
       rows, row_labels=['x1', 'x2'] + [_mask_label(m) for m in masks],
-      title='mix: chunk 1 = from x1')
+      title='rows: mask bits, 1 = chunk from x1')
   return pictures
