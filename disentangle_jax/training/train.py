@@ -96,12 +96,17 @@ def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
     run_options: workdir_lib.RunOptions | None = None,
+    *,
+    train_iterator=None,
 ) -> TrainState:
   """Trains `config.objective` on `config.data`, resuming from `workdir` if it holds a checkpoint.
 
   The workdir is locked for the run; the config, a rerun's changes, the devices, the data and the
   state are checked (bad input raises `disentangle_jax.errors.UserError`) before `config.json` is
   written. `run_options`: what a rerun may do beyond its config (`workdir.RunOptions`).
+  `train_iterator`: batches to train on instead of `config.data`'s (e.g. stored features); it
+  must be checkpointable as grain's iterators are, so that a resumed run continues where it was.
+  Pictures and evaluations still read `config.data`.
   """
   run = workdir_lib.open_workdir(config, workdir, run_options)
   mesh = sharding.make_mesh()
@@ -112,7 +117,7 @@ def train_and_evaluate(
   with workdir_lib.checking('config.objective'):
     objective = build_objective(config, info)
 
-  train_iter = pipeline.make_train_iterator(
+  train_iter = train_iterator or pipeline.make_train_iterator(
       config.data, global_batch_size=config.batch_size, seed=config.seed
   )
   with workdir_lib.checking('config.evaluators'):
