@@ -10,6 +10,12 @@ step ('finetune', 'featvae'), the step-2 options ('features') and the table's me
                      over epochs 10-49
   widths=released    the released stage-2 config: encoder [4096], decoder [4096] × 4 (default init),
                      18 latents, 120 epochs, β cosine 0.005 → 0.4 over epochs 10-79
+  variant=stage1     the stage-1 submission (arXiv 2002.10003; its released config): no
+                     finetuning, ImageNet VGG19-BN at 224 px with R-MAC '1-3-5-G'
+                     (--config.imagenet_backbone=<.npz from launch/convert_vgg19_bn.py>), MLPs
+                     [256, 128, 64] / [64, 128, 256], linear mean, sums not divided by B, KL ÷ C,
+                     18 latents, Adam(1e-3, β1 0.5), 20 epochs, β cosine 1e-4 → 0.12 over epochs
+                     1-19
   seed=N
 """
 
@@ -49,7 +55,9 @@ def _run_config(args, data_name, builder_config):
 
 
 def pipeline_config(arg, data_name: str, builder_config=None) -> ml_collections.ConfigDict:
-  args = common.parse_arg(arg, runlocal=False, seed=0, widths='paper')
+  args = common.parse_arg(arg, runlocal=False, seed=0, widths='paper', variant='stage2')
+  if args.variant not in ('stage1', 'stage2'):
+    raise KeyError(f"unknown variant={args.variant!r}; known: 'stage1', 'stage2'")
   if args.widths not in WIDTHS:
     raise KeyError(f'unknown widths={args.widths!r}; known: {", ".join(WIDTHS)}')
   widths = WIDTHS[args.widths]
@@ -57,6 +65,8 @@ def pipeline_config(arg, data_name: str, builder_config=None) -> ml_collections.
   c.seed = args.seed
   c.runlocal = args.runlocal
   c.widths = args.widths
+  c.variant = args.variant
+  c.imagenet_backbone = placeholder(str)  # the stage-1 variant's ImageNet VGG19-BN .npz
 
   # Step 1 (§2.1): 5 epochs of the training split's first 80 % (records are in a hashed order, so
   # this is a random 80/20 split), RAdam 1e-3 with weight decay 0.01, batch 512.
@@ -94,16 +104,33 @@ def pipeline_config(arg, data_name: str, builder_config=None) -> ml_collections.
   # The table (FactorVAE, DCI, SAP, IRS, MIG) at dlib's sample sizes; small ones under runlocal.
   c.table = ml_collections.ConfigDict({m: {} for m in ('factorvae', 'dci', 'sap', 'irs', 'mig')})
 
+  if args.variant == 'stage1':
+    c.finetune_epochs = 0.0  # no finetuning: the extractor file is ImageNet VGG19-BN + R-MAC
+    c.featvae_epochs = 20.0
+    v.model.extractor = 'vgg_extractor'
+    v.model.extractor_kwargs = ml_collections.ConfigDict({'aggregation': 'rmac', 'resize_to': 224})
+    v.model.encoder = v.model.decoder = 'feature_mlp_stage1'
+    v.objective.latent_dim = 18
+    v.objective.output = 'linear'
+    v.objective.reduction = 'sum'
+    v.objective.beta_schedule = ml_collections.ConfigDict(
+        dict(start_value=1e-4, end_value=0.12, start_step=1, end_step=19))
+    v.optimizer.name = 'adam'
+    v.optimizer.b1 = 0.5
+
   if args.runlocal:
-    c.finetune_epochs = 2.0
+    c.finetune_epochs = 2.0 if args.variant == 'stage2' else 0.0
     c.featvae_epochs = 20.0
     f.batch_size = 64
+    if args.variant == 'stage1':
+      v.model.extractor_kwargs.resize_to = 64  # VGG19-BN at 64 px (a 2×2 map) on a CPU
     v.batch_size = 64
     f.log_every = v.log_every = 20
     f.checkpoint_every = v.checkpoint_every = 200
     # β ramps over the short run's epochs (the released stage-1 config's 20-epoch shape).
-    v.objective.beta_schedule = ml_collections.ConfigDict(
-        dict(widths['beta'], start_step=1, end_step=12))
+    if args.variant == 'stage2':
+      v.objective.beta_schedule = ml_collections.ConfigDict(
+          dict(widths['beta'], start_step=1, end_step=12))
     small = {'num_train': 2_000, 'num_test': 1_000}
     c.table = ml_collections.ConfigDict({
         'factorvae': {'num_variance_estimate': 2_000, 'num_train': 500, 'num_eval': 250},

@@ -15,6 +15,7 @@ from configs import featvae_mpi3d, featvae_shapes3d
 from disentangle_jax.data import fake_sources, pipeline
 from disentangle_jax.data.builders import mpi3d
 from disentangle_jax.data.info import DatasetInfo
+from disentangle_jax.networks import vgg
 from disentangle_jax.objectives import _features, get_objective
 from disentangle_jax.objectives.base import rng_stream
 from disentangle_jax.objectives.factor_heads import factor_cross_entropy
@@ -193,11 +194,52 @@ def tiny_config(data_dir):
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-  root = tmp_path_factory.mktemp('featvae')
+def fake_mpi3d(tmp_path_factory):
+  """The TFDS data dir of a prepared fake MPI3D-toy (36 images)."""
+  root = tmp_path_factory.mktemp('mpi3d')
   fake_sources.write_fake_mpi3d(str(root / 'src' / 'mpi3d_toy.npz'), FAKE_SIZES)
   data_dir = str(root / 'tfds')
   mpi3d.prepare(str(root / 'src'), variant='toy', data_dir=data_dir)
+  return data_dir
+
+
+def test_stage1_variant_writes_imagenet_vgg_with_rmac_as_the_extractor(fake_mpi3d, tmp_path):
+  """No finetuning (arXiv 2002.10003): step 1 writes the ImageNet backbone as the extractor."""
+  rng = np.random.default_rng(0)
+  state = {}
+  channels = [ch for stage in vgg.vgg_stages(1.0) for ch in stage]
+  previous = 3
+  for (c, b), ch in zip(vgg._torch_feature_indices(), channels):
+    state[f'features.{c}.weight'] = rng.normal(size=(ch, previous, 3, 3)).astype(np.float32)
+    state[f'features.{c}.bias'] = rng.normal(size=ch).astype(np.float32)
+    for name in ('weight', 'bias', 'running_mean'):
+      state[f'features.{b}.{name}'] = rng.normal(size=ch).astype(np.float32)
+    state[f'features.{b}.running_var'] = rng.uniform(0.5, 2, size=ch).astype(np.float32)
+    previous = ch
+  backbone = str(tmp_path / 'vgg19_bn.npz')
+  np.savez(backbone, __format__=np.asarray(vgg.FORMAT), **vgg.vgg19_bn_arrays(state))
+
+  config = featvae_mpi3d.get_config('variant=stage1,runlocal')
+  assert config.finetune_epochs == 0 and config.featvae.objective.reduction == 'sum'
+  assert config.featvae.model.extractor_kwargs.aggregation == 'rmac'
+  config.featvae.data.data_dir = fake_mpi3d
+  directory = str(tmp_path / 'finetune')
+  with pytest.raises(ValueError, match='imagenet_backbone'):
+    featvae_pipeline.run_finetune(config, directory)
+  config.imagenet_backbone = backbone
+  report = featvae_pipeline.run_finetune(config, directory)
+  assert report['finetuned'] is False and report['accuracy'] == {}
+  stored = _features.load_extractor(os.path.join(directory, 'extractor.npz'))
+  np.testing.assert_array_equal(stored['params']['backbone']['conv_3']['kernel'],
+                                state['features.10.weight'].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(stored['batch_stats']['backbone']['bn_0']['var'],
+                                state['features.1.running_var'])
+
+
+@pytest.fixture(scope='module')
+def run(fake_mpi3d, tmp_path_factory):
+  root = tmp_path_factory.mktemp('featvae')
+  data_dir = fake_mpi3d
   config = tiny_config(data_dir)
   workdir = str(root / 'work')
   result = featvae_pipeline.run_pipeline(config, workdir)

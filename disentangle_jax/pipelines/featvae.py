@@ -36,6 +36,7 @@ import numpy as np
 
 from disentangle_jax.data import pipeline
 from disentangle_jax.metrics import suite as metrics_suite
+from disentangle_jax.networks import vgg
 from disentangle_jax.objectives import _features
 from disentangle_jax.objectives import factor_heads as factor_heads_lib
 from disentangle_jax.pipelines import feature_store
@@ -87,12 +88,38 @@ def finetune_config(config) -> ml_collections.ConfigDict:
   return _with(config.finetune, total_steps=steps)
 
 
+def imagenet_extractor(config, path: str) -> dict:
+  """Step 1 of the stage-1 variant (Seitzer et al., arXiv 2002.10003): no finetuning; the
+  step-3 extractor (`config.featvae.model.extractor`, e.g. R-MAC over VGG19-BN at 224 px) with
+  torchvision's ImageNet weights (`config.imagenet_backbone`, from launch/convert_vgg19_bn.py)
+  written as the extractor file."""
+  backbone_path = config.get('imagenet_backbone')
+  if not backbone_path:
+    raise ValueError('config.finetune_epochs=0 (no finetuning) needs config.imagenet_backbone: '
+                     'the .npz of ImageNet VGG19-BN made by launch/convert_vgg19_bn.py')
+  run_config = _with(config.featvae, objective__extractor=None)
+  info = pipeline.dataset_info(run_config.data)
+  objective = train_lib.build_objective(run_config, info)
+  template = objective.load_frozen()['extractor']  # initialised; the backbone is replaced
+  variables = vgg.set_backbone(template, vgg.load_vgg19_bn(backbone_path))
+  _features.save_extractor(path, variables)
+  return {'accuracy': {}, 'finetuned': False, 'imagenet_backbone': backbone_path}
+
+
 def run_finetune(config, directory: str) -> dict:
   """Step 1: trains (or resumes) the extractor with factor heads; writes `extractor.npz` and
-  `validation.json`; returns the validation accuracies."""
-  run_config = finetune_config(config)
+  `validation.json`; returns the validation accuracies. With `config.finetune_epochs=0` the
+  extractor is ImageNet VGG19-BN unchanged (`imagenet_extractor`)."""
   extractor_path = os.path.join(directory, 'extractor.npz')
   report_path = os.path.join(directory, 'validation.json')
+  if float(config.finetune_epochs) == 0:
+    if not (os.path.exists(report_path) and os.path.exists(extractor_path)):
+      os.makedirs(directory, exist_ok=True)
+      report = imagenet_extractor(config, extractor_path)
+      workdir_lib.write_text_atomically(report_path, json.dumps(report, indent=1))
+    with open(report_path) as f:
+      return json.load(f)
+  run_config = finetune_config(config)
   if not (_final_checkpoint_exists(directory, run_config.total_steps)
           and os.path.exists(extractor_path)):
     train_lib.train_and_evaluate(run_config, directory)
@@ -274,7 +301,7 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str, *, score: bool
   table_settings = config.table.to_dict() if config.get('table') is not None else {}
   table = challenge_table(dirs['featvae'], table_settings, seed=config.seed)
   text = format_table(table, name=os.path.basename(os.path.abspath(workdir)))
-  accuracy = ', '.join(f'{k} {v:.3f}' for k, v in validation['accuracy'].items())
+  accuracy = ', '.join(f'{k} {v:.3f}' for k, v in validation['accuracy'].items()) or 'none (no finetuning)'
   print(f'Step 1 validation accuracy: {accuracy}\n{text}', flush=True)
   workdir_lib.write_text_atomically(os.path.join(workdir, 'table.json'),
                                     json.dumps({'validation': validation, 'table': table},
