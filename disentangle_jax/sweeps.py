@@ -371,7 +371,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: str, *, env: Mapping[str, str] | None 
   save_spec(spec, sweep_dir)
   os.makedirs(os.path.join(sweep_dir, 'logs'), exist_ok=True)
   grid = runs(spec)
-  outcome = {}
+  outcome, durations = {}, []
   for i, run in enumerate(grid, 1):
     workdir = workdir_of(sweep_dir, run)
     prefix = f'[{i}/{len(grid)}] {run.name}'
@@ -410,7 +410,10 @@ def run_sweep(spec: SweepSpec, sweep_dir: str, *, env: Mapping[str, str] | None 
     if code == 0 and is_finished(workdir):
       if os.path.exists(failure):
         os.remove(failure)
-      logging.info('%s: finished in %.0f s', prefix, seconds)
+      durations.append(seconds)
+      left = sum(1 for r in grid[i:] if not is_finished(workdir_of(sweep_dir, r)))
+      logging.info('%s: finished in %.0f s; %d runs left, about %.0f min at this pace', prefix,
+                   seconds, left, left * sum(durations) / len(durations) / 60)
       outcome[run.name] = (FINISHED, f'{seconds:.0f} s')
       continue
     error = _error_line(log_path, offset)

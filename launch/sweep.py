@@ -13,7 +13,8 @@ At the end the runs' final metrics are collected into `<sweep_dir>/results.{csv,
 On a cluster: `--print_commands` prints one command per run for a scheduler; when they are done,
 `--collect_only --sweep_dir=DIR` collects them (the definition is read from `DIR/sweep.json`
 unless given again). `--status` lists each run's state. Bad input ends with one `error:` line and
-exit status 1; a sweep with failed runs ends with exit status 2 after collecting the others.
+exit status 1; a sweep with failed runs ends with exit status 2 after collecting the others
+(`--collect_only` lists failed runs and exits 0).
 """
 
 import logging
@@ -52,7 +53,17 @@ def _mode():
   return 'collect' if _COLLECT_ONLY.value else 'run'
 
 
+class _QuietLibraries(logging.Filter):
+  """Drops the INFO chatter of orbax and TFDS while runs are scored."""
+
+  def filter(self, record):
+    noisy = '/orbax/' in record.pathname or '/tensorflow_datasets/' in record.pathname
+    return record.levelno >= logging.WARNING or not noisy
+
+
 def main(argv):
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   try:
@@ -65,7 +76,7 @@ def main(argv):
       raise
     sys.stderr.write(f'error: {e}\n')
     sys.exit(1)
-  if any(status == sweeps.FAILED for status, _ in outcome.values()):
+  if _mode() == 'run' and any(status == sweeps.FAILED for status, _ in outcome.values()):
     sys.exit(2)
 
 

@@ -12,9 +12,11 @@ Networks: the paper's dSprites row (Table 1), fully connected 1200-1200 encoder 
 1200-1200-1200 decoder (`fc`), Adam 1e-3, batch 64, β warmed up over the first fifth of the run.
 
 `budget=` (the arg after ':'):
-  cpu   (default) 7 β_norm × M ∈ {5, 10, 20} × 2 seeds = 42 runs of 1,500 steps on the `small`
-        dSprites grid; metrics on 1,000/500 BetaVAE points, 1,000/500 FactorVAE votes, 4,000 MIG
-        samples. About an hour on 2 free cores (see the README for the measured time).
+  cpu   (default) 5 β_norm × M ∈ {5, 10, 20} × 2 seeds = 30 runs of 800 steps on the `small`
+        dSprites grid; metrics on 500/250 BetaVAE points (32 pairs each), 500/250 FactorVAE
+        votes, 4,000 MIG samples. Each M has raw β below and above 1 (raw β = β_norm·4096/M:
+        M=20 0.1…7, M=10 0.2…14, M=5 0.4…29). About an hour on 2 free cores (an estimate: the
+        sweep's log gives each run's time and the remaining time after each run).
   tiny  2 β_norm × M = 10 × 1 seed, 40 steps, small samples: proves the pipeline in minutes.
   gpu   9 β_norm × M ∈ {5, 10, 20, 50} × 3 seeds, 30,000 steps on the full grid, dlib's metric
         sample sizes (10,000/5,000).
@@ -27,11 +29,11 @@ NUM_PIXELS = 64 * 64
 
 BUDGETS = {
     'cpu': dict(
-        betas=[0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032], latents=[5, 10, 20], seeds=2,
-        steps=1_500, data='small', log_every=100,
+        betas=[0.0005, 0.0015, 0.004, 0.012, 0.035], latents=[5, 10, 20], seeds=2,
+        steps=800, data='small', log_every=100,
         metric_settings={
-            'betavae': {'num_train': 1_000, 'num_eval': 500},
-            'factorvae': {'num_variance_estimate': 5_000, 'num_train': 1_000, 'num_eval': 500},
+            'betavae': {'num_train': 500, 'num_eval': 250, 'batch_size': 32},
+            'factorvae': {'num_variance_estimate': 2_000, 'num_train': 500, 'num_eval': 250},
             'mig': {'num_train': 4_000},
         },
     ),
