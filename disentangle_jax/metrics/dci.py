@@ -23,6 +23,10 @@ Importances (`importance=`):
   the standardised label-encoded factor value on the standardised code (`alpha`), `R = |coef|`;
   informativeness is the R^2 of those regressions on the training and test codes. It is not
   comparable to the GBT accuracy.
+
+Protocols: published DCI numbers (Locatello et al. 2019 and the studies on disentanglement_lib)
+come from scikit-learn's trees; `protocol='dlib'` fits those (`dlib_protocol`), the default
+`'fast'` the binned JAX trees above.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 from jax.typing import ArrayLike
 from sklearn import linear_model
 
+from disentangle_jax.metrics import dlib_protocol
 from disentangle_jax.metrics import gbt as gbt_lib
 from disentangle_jax.metrics._common import (
   MIN_POINTS,
@@ -125,6 +130,7 @@ def dci(
   importance: str = 'gbt',
   num_bins: int = 128,
   alpha: float = 0.01,
+  protocol: str = 'fast',
 ) -> dict:
   """DCI of codes against factors.
 
@@ -134,6 +140,9 @@ def dci(
     importance: 'gbt' (dlib's reference) or 'lasso' (fast linear alternative); see module doc.
     num_bins: split bins per code dimension for 'gbt'.
     alpha: Lasso penalty for 'lasso'.
+    protocol: 'fast' (the JAX boosted trees above) or 'dlib' (scikit-learn's
+      `GradientBoostingClassifier()` per factor, as disentanglement_lib 1.5 and the published
+      tables; see `dlib_protocol`). Only for importance='gbt'.
 
   Returns:
     'disentanglement', 'completeness', 'informativeness_train', 'informativeness_test' (floats);
@@ -156,7 +165,12 @@ def dci(
     raise ValueError('train and test must have the same code and factor dimensions')
   _, sizes = label_encode(ytr)
   varying = require_varying(sizes, 'dci')
-  if importance == 'gbt':
+  dlib_protocol.check_protocol(protocol)
+  if protocol == 'dlib' and importance != 'gbt':
+    raise ValueError("protocol='dlib' exists for importance='gbt' only (dlib has no Lasso DCI)")
+  if importance == 'gbt' and protocol == 'dlib':
+    imp, acc_tr, acc_te = dlib_protocol.gbt_importance(xtr, ytr, xte, yte)
+  elif importance == 'gbt':
     imp, acc_tr, acc_te = gbt_importance(xtr, ytr, xte, yte, num_bins=num_bins)
   elif importance == 'lasso':
     imp, acc_tr, acc_te = lasso_importance(xtr, ytr, xte, yte, alpha=alpha)
