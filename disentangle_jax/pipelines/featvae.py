@@ -9,9 +9,9 @@ Feature Maps" (NeurIPS 2019 Disentanglement Challenge report, arXiv 2002.12356):
    the extractor alone to `finetune/extractor.npz`.
 2. `features` (§2.2): that extractor, frozen, over the whole training split in batches (sharded
    over the local devices), stored with the factors in `features/` (`feature_store`).
-3. `featvae` (§2.2-2.3): the VAE ('featvae') on the stored features, on `config.featvae`, with the
-   same checkpoints, resume and `config.json` as every run, so `load_trained_model` and
-   `launch/evaluate.py` read `featvae/` like any workdir (its `encode` takes images).
+3. `featvae` (§2.2-2.3): the VAE ('featvae') trained by the one train loop on batches of the
+   stored features, on `config.featvae`, so `load_trained_model` and `launch/evaluate.py` read
+   `featvae/` like any workdir (its `encode` takes images).
 
 Then the challenge's table (FactorVAE, DCI, SAP, IRS, MIG) of the step-3 model, printed and
 written to `table.json`. Each step lives in `<workdir>/<step>` and counts as done when its final
@@ -44,9 +44,6 @@ from disentangle_jax.training import evaluation, sharding
 from disentangle_jax.training import restore as restore_lib
 from disentangle_jax.training import train as train_lib
 from disentangle_jax.training import workdir as workdir_lib
-from disentangle_jax.training.checkpoint import Checkpointer
-from disentangle_jax.training.progress import Progress, check_finite, itstime
-from disentangle_jax.training.writers import MetricWriter
 
 STEPS = ('finetune', 'features', 'featvae')
 #: (column, metric, result key): the challenge's table (Seitzer et al. 2020, Table 1).
@@ -202,53 +199,11 @@ def featvae_config(config, extractor_path: str, store) -> ml_collections.ConfigD
 
 
 def train_on_features(run_config, directory: str, store_directory: str):
-  """Trains the VAE on the stored features: the loop of `train_and_evaluate` (same state, step,
-  checkpoints with the iterator position, log and `config.json`) with the store as its data."""
-  run = workdir_lib.open_workdir(run_config, directory)
-  try:
-    mesh = sharding.make_mesh()
-    sharding.check_batch_size(run_config.batch_size, mesh)
-    info = pipeline.dataset_info(run_config.data)
-    objective = train_lib.build_objective(run_config, info)
-    data = feature_store.make_train_iterator(store_directory, batch_size=run_config.batch_size,
-                                             seed=run_config.seed)
-    state = train_lib.initial_state(objective, run_config, info, mesh, objective.load_frozen())
-    checkpointer = Checkpointer(run.checkpoint_directory(),
-                                max_to_keep=run_config.keep_checkpoints)
-    restored, restored_step = checkpointer.restore_latest(state, data)
-    train_lib.write_config(run_config, directory)
-    if restored is not None:
-      state = restored
-      logging.info('Step 3 resumed from step %d in %s.', restored_step, checkpointer.directory)
-    start = int(jax.device_get(state.step))
-    total = int(run_config.total_steps)
-    stage = objective.stages()[0]
-    train_step = train_lib.compile_step(objective, stage, mesh)
-    rng = jax.random.fold_in(jax.random.key(run_config.seed), 1)
-    writer = MetricWriter(directory, resume_step=restored_step)
-    progress = Progress(total, run_config.batch_size, first_step=start)
-    last_checkpoint = restored_step
-    for step in range(start + 1, total + 1):
-      batch = sharding.global_batch(next(data), mesh)
-      state, metrics = train_step(state, batch, rng)
-      if itstime(step, run_config.log_every, total, first=True) or progress.warming_up:
-        scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        progress.tick(step)
-        if itstime(step, run_config.log_every, total, first=True):
-          check_finite(scalars, step, last_checkpoint, checkpoint_dir=checkpointer.directory)
-          writer.write_scalars(step, scalars)
-          logging.info(progress.line(step, {k: v for k, v in scalars.items()
-                                            if k in ('loss/vae', 'recon', 'kl', 'beta')}))
-      if itstime(step, run_config.checkpoint_every, total) or step == total:
-        with progress.paused():
-          checkpointer.save(step, state, data, force=step == total)
-          last_checkpoint = step
-    checkpointer.wait_until_finished()
-    checkpointer.close()
-    writer.close()
-  finally:
-    run.close()
-  return state
+  """Trains the VAE with the one train loop, on batches of the stored features (its checkpoints
+  carry the store iterator's position, so a killed run resumes on the batch it would have read)."""
+  data = feature_store.make_train_iterator(store_directory, batch_size=run_config.batch_size,
+                                           seed=run_config.seed)
+  return train_lib.train_and_evaluate(run_config, directory, train_iterator=data)
 
 
 def run_featvae(config, extractor_path: str, store, directory: str) -> None:
