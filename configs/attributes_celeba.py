@@ -44,8 +44,11 @@ def get_config(arg=None):
   c.log_every = 100
   c.image_every = 2_000
   c.checkpoint_every = 2_000
-  c.eval_every = 0
+  # Validation accuracy and balanced accuracy, overall and per attribute, at every evaluation
+  # (eval/classifier/...), on the first 5,000 validation faces.
+  c.eval_every = 2_000
   c.evaluators = {}
+  c.objective_eval_examples = 5_000
   if args.runlocal:
     c.model.network_kwargs = {'dense_features': 128}
     c.batch_size = 32
@@ -53,4 +56,6 @@ def get_config(arg=None):
     c.log_every = 50
     c.image_every = 300
     c.checkpoint_every = 300
+    c.eval_every = 300
+    c.objective_eval_examples = 500
   return c

@@ -55,11 +55,15 @@ def get_config(arg=None):
   c.log_every = 50
   c.image_every = 500
   c.checkpoint_every = 500
-  c.eval_every = 0
+  # Validation accuracy (overall, balanced, per class) at every evaluation: the classifier's own
+  # scores (eval/classifier/...); no representation metrics.
+  c.eval_every = 500
   c.evaluators = {}
+  c.objective_eval_examples = None  # the whole validation split
   if args.runlocal:
     c.batch_size = 64
     c.total_steps = 600
     c.image_every = 300
     c.checkpoint_every = 300
+    c.eval_every = 300
   return c

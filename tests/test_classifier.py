@@ -221,6 +221,8 @@ def test_attribute_classifier_on_mock_celeba(tmp_path):
   config.log_every = 1
   config.checkpoint_every = 2
   config.image_every = 2
+  config.eval_every = 2
+  config.objective_eval_examples = 8
   workdir = str(tmp_path / 'run')
   with testing.mock_real_data(num_examples=12):
     train_lib.train_and_evaluate(config, workdir)
@@ -230,6 +232,8 @@ def test_attribute_classifier_on_mock_celeba(tmp_path):
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     records = [json.loads(line) for line in f]
   assert any('accuracy' in r and 0 <= r['accuracy'] <= 1 for r in records)
+  evals = [r for r in records if 'eval/classifier/balanced_accuracy/Smiling' in r]
+  assert evals and 0 <= evals[-1]['eval/classifier/accuracy/Male'] <= 1
   assert os.path.exists(os.path.join(workdir, 'images', 'predictions_00000002.png'))
 
 
@@ -255,6 +259,8 @@ def tiny_run(tmp_path_factory, tfds_data_dir):
   config.log_every = 2
   config.checkpoint_every = 6
   config.image_every = 6
+  config.eval_every = 6
+  config.objective_eval_examples = 50
   workdir = str(tmp_path_factory.mktemp('digits') / 'run')
   train_lib.train_and_evaluate(config, workdir)
   return workdir
@@ -267,6 +273,8 @@ def test_tiny_end_to_end_run_of_the_digits_config(tiny_run):
     records = [json.loads(line) for line in f]
   accuracy = [r['accuracy'] for r in records if 'accuracy' in r]
   assert accuracy and all(0 <= a <= 1 for a in accuracy)
+  evals = [r for r in records if 'eval/classifier/balanced_accuracy' in r]
+  assert evals and evals[-1]['step'] == 6 and 0 <= evals[-1]['eval/classifier/accuracy'] <= 1
   assert all(np.isfinite(r['loss/classifier']) for r in records if 'loss/classifier' in r)
   images = sorted(os.listdir(os.path.join(tiny_run, 'images')))
   assert images == ['predictions_00000006.png', 'unit_maps_00000006.png']

@@ -13,8 +13,8 @@ Config (`config.objective`):
   name:         'classifier'
   head:         'softmax' (one class per image, `batch['label'][:, 0]`) | 'sigmoid' (one binary
                 label per column of `batch['label']`)
-  num_classes:  softmax classes; None derives them from the data (the label feature's class count,
-                else the largest training label + 1)
+  num_classes:  softmax classes; None derives them from the data (`DatasetInfo.label_sizes`, else
+                the TFDS label feature's class count, else the largest training label + 1)
   pos_weight:   sigmoid only: None (unweighted) | 'auto' (n_neg / n_pos of each attribute over the
                 training split) | a list of one weight per attribute
   pretrained:   None (from scratch) | path of an `.npz` of parameters ('/'-joined paths as keys, as
@@ -235,6 +235,9 @@ class Classifier(Objective):
     given = self.hparam('num_classes', None)
     if given is not None:
       return int(given)
+    sizes = tuple(getattr(self.data, 'label_sizes', ()) or ())
+    if sizes:
+      return int(sizes[0])
     data_config = self._data_config()
     if data_config is None or not self.data.label_names:
       raise ValueError('config.objective.num_classes is None and there is no labelled dataset to '
