@@ -75,7 +75,7 @@ def probe_batches(data_config, *, split: str | None = None, num_examples: int | 
 def dissect(layer_fn: Callable, probe: Callable[[bool], Iterator[dict]], *,
             top: float = dissection_lib.TOP_QUANTILE,
             iou_threshold: float = dissection_lib.IOU_THRESHOLD,
-            max_threshold_samples: int = 4_000_000, num_top_images: int = NUM_TOP_IMAGES,
+            max_threshold_samples: int = 1_000_000, num_top_images: int = NUM_TOP_IMAGES,
             seed: int = 0) -> dict:
   """Dissects every layer `layer_fn` returns.
 
