@@ -31,6 +31,21 @@ class _QuietLibraries(logging.Filter):
     return record.levelno >= logging.WARNING or not noisy
 
 
+def _parse_flags(argv):
+  """absl's parsing, with config errors (unknown key or argument, missing file) as one line."""
+  from disentangle_jax import errors  # noqa: PLC0415 - imports no JAX
+
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # noqa: BLE001 - absl and ml_collections raise several kinds
+    if '--debug' in argv:
+      raise
+    message = errors.one_line(e) if isinstance(e, flags.Error) else errors.config_error_message(
+        e, argv)
+    sys.stderr.write(f'error: {message}\n')
+    sys.exit(1)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -49,4 +64,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
