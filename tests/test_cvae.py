@@ -201,6 +201,22 @@ def test_shipped_config_builds_on_the_dsprites_description():
     assert objective.latent_dim == 10
 
 
+def test_metrics_that_render_images_by_factors_are_refused_at_step_0():
+  """A conditional model's code needs each image's condition, which images rendered by factors
+  do not come with: BetaVAE / FactorVAE scores are refused before training."""
+  from configs import common  # pylint: disable=g-import-not-at-top
+  from disentangle_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from disentangle_jax.training import evaluation  # pylint: disable=g-import-not-at-top
+
+  config = load_config('cvae_dsprites', 'runlocal')
+  info = pipeline.dataset_info(config.data)
+  objective = get_objective('cvae')(config, info)
+  evaluation.check_evaluators(config, info, objective)  # the shipped ones pass
+  config.evaluators = common.standard_evaluators(True)
+  with pytest.raises(ValueError, match='factorvae'):
+    evaluation.check_evaluators(config, info, objective)
+
+
 @pytest.mark.slow
 def test_cvae_dsprites_runlocal_trains_draws_and_evaluates(tmp_path, tfds_data_dir):
   config = load_config('cvae_dsprites', 'runlocal')
