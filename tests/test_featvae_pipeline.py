@@ -324,3 +324,40 @@ def test_a_run_interrupted_in_step3_resumes_there(run):
   resumed = restore.load_trained_model(vae_dir)
   jax.tree.map(np.testing.assert_array_equal, (done.params, done.model_state),
                (resumed.params, resumed.model_state))
+
+
+_SHARDED_EXTRACTION = '''
+import sys
+sys.path.insert(0, {tests!r})
+import jax
+from absl import flags
+flags.FLAGS.mark_as_parsed()
+assert jax.device_count() == 2, jax.devices()
+from test_featvae_pipeline import tiny_config
+from disentangle_jax.pipelines import featvae
+config = tiny_config({data_dir!r})
+config.features.batch_size = 7  # rounded up to whole rows per device; the last batch padded
+featvae.run_features(config, {extractor!r}, {out!r})
+'''
+
+
+@pytest.mark.slow
+def test_step2_sharded_over_two_devices_stores_the_same_features(run, fake_mpi3d, tmp_path):
+  import subprocess  # noqa: PLC0415
+  import sys  # noqa: PLC0415
+
+  import train_util  # noqa: PLC0415
+
+  _, workdir, _ = run
+  out = str(tmp_path / 'features')
+  code = _SHARDED_EXTRACTION.format(
+      tests=os.path.dirname(os.path.abspath(__file__)), data_dir=fake_mpi3d, out=out,
+      extractor=os.path.join(workdir, 'finetune', 'extractor.npz'))
+  env = train_util.subprocess_env({'XLA_FLAGS': '--xla_force_host_platform_device_count=2'})
+  done = subprocess.run([sys.executable, '-c', code], env=env, cwd=train_util.ROOT,
+                        capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  sharded = feature_store.FeatureStore(out)
+  single = feature_store.FeatureStore(os.path.join(workdir, 'features'))
+  np.testing.assert_allclose(sharded.features, single.features, atol=1e-5)
+  np.testing.assert_array_equal(sharded.factors, single.factors)
