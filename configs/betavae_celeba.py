@@ -2,7 +2,7 @@ r"""python launch/main.py --config=configs/betavae_celeba.py --workdir=workdirs/
 python launch/main.py --config=configs/betavae_celeba.py:runlocal --workdir=workdirs/betavae_celeba_local
 
 β-VAE (Higgins et al., ICLR 2017) on 64×64 CelebA with 64 latents, with the normalised β of
-Higgins et al. §2: β_norm = β·M/N (M latents, N = 64·64·3 input values) and mean reductions (the
+Higgins et al.: β_norm = β·M/N (M latents, N = 64·64·3 input values) and mean reductions (the
 reconstruction a mean over pixels, the KL a mean over latents), so that β_norm compares across
 latent and image sizes. Default β_norm = 4·64/12,288 ≈ 0.0208, i.e. β = 4 on summed terms.
 

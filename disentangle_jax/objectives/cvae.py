@@ -2,13 +2,14 @@
 Conditional Generative Models", NeurIPS 2015).
 
 An encoder q(z | x, y), a decoder p(x | z, y) and the prior N(0, I) whatever y (Sohn et al.'s
-§4.2 "CVAE" with a fixed prior; their learned prior network p(z | y) is not built). The loss is the
-negative conditional ELBO with one posterior sample,
+learned prior network p(z | y) is not built). The loss is the negative conditional ELBO with one
+posterior sample,
 
     L = E_b[ −log p(x | z, y) + KL(q(z | x, y) ‖ N(0, I)) ],   z ~ q(z | x, y)
 
-(Sohn et al., Eq. 4 with a Gaussian posterior). The condition y is appended to the encoder's
-flattened features and to the decoder's input code (the networks' `cond` argument).
+(Sohn et al.'s conditional variational bound, with their input and output renamed: here the image
+x is what is generated and the condition y is given). The condition y is appended to the
+encoder's flattened features and to the decoder's input code (the networks' `cond` argument).
 
 What y is (`config.objective.condition_on`):
   'labels'   every label column as a float: CelebA's 40 binary attributes as a multi-hot vector.
