@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from configs import featvae_mpi3d, featvae_shapes3d
+from disentangle_jax import errors
 from disentangle_jax.data import fake_sources, pipeline
 from disentangle_jax.data.builders import mpi3d
 from disentangle_jax.data.info import DatasetInfo
@@ -224,7 +225,7 @@ def test_stage1_variant_writes_imagenet_vgg_with_rmac_as_the_extractor(fake_mpi3
   assert config.featvae.model.extractor_kwargs.aggregation == 'rmac'
   config.featvae.data.data_dir = fake_mpi3d
   directory = str(tmp_path / 'finetune')
-  with pytest.raises(ValueError, match='imagenet_backbone'):
+  with pytest.raises(errors.UserError, match='imagenet_backbone'):
     featvae_pipeline.run_finetune(config, directory)
   config.imagenet_backbone = backbone
   report = featvae_pipeline.run_finetune(config, directory)

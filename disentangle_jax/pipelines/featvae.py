@@ -34,6 +34,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from disentangle_jax import errors
 from disentangle_jax.data import pipeline
 from disentangle_jax.metrics import suite as metrics_suite
 from disentangle_jax.networks import vgg
@@ -92,8 +93,9 @@ def imagenet_extractor(config, path: str) -> dict:
   written as the extractor file."""
   backbone_path = config.get('imagenet_backbone')
   if not backbone_path:
-    raise ValueError('config.finetune_epochs=0 (no finetuning) needs config.imagenet_backbone: '
-                     'the .npz of ImageNet VGG19-BN made by launch/convert_vgg19_bn.py')
+    raise errors.UserError('config.finetune_epochs=0 (no finetuning) needs '
+                           'config.imagenet_backbone: the .npz of ImageNet VGG19-BN made by '
+                           'launch/convert_vgg19_bn.py')
   run_config = _with(config.featvae, objective__extractor=None)
   info = pipeline.dataset_info(run_config.data)
   objective = train_lib.build_objective(run_config, info)
