@@ -64,10 +64,13 @@ class Budget:
   ellipse_data: str = 'small'
   batch_size: int = 64
   num_test_ellipses: int = 1000
+  # 'xla' compiles fast and runs slowly on a CPU, 'auto' (the CPU fast path) the other way round:
+  # compiling the three-head PCA-like AE's fast path took minutes on a busy 2-core machine.
+  conv_impl: str = 'auto'
 
 
 BUDGETS = {
-    'tiny': Budget(disk_steps=20, ellipse_stage_steps=10, num_test_ellipses=200),
+    'tiny': Budget(disk_steps=20, ellipse_stage_steps=10, num_test_ellipses=200, conv_impl='xla'),
     'small': Budget(disk_steps=1_000, ellipse_stage_steps=300),
     'modest': Budget(disk_steps=3_000, ellipse_stage_steps=1_000),
     'paper': Budget(disk_steps=20_000, ellipse_stage_steps=4_000, ellipse_data='full',
@@ -94,9 +97,10 @@ def load_config(name: str, arg: str | None = None, *, configs_dir: str | None = 
   return module.get_config(arg)
 
 
-def _quiet(config, steps: int, data_dir: str | None, seed: int, batch_size: int):
+def _quiet(config, steps: int, data_dir: str | None, seed: int, budget: Budget):
   config.seed = seed
-  config.batch_size = batch_size
+  config.batch_size = budget.batch_size
+  config.model.conv_impl = budget.conv_impl
   config.total_steps = steps
   config.log_every = max(1, steps // 10)
   config.checkpoint_every = steps
@@ -181,7 +185,7 @@ def run_disks(output_dir: str, budget: Budget, *, data_dir: str | None = None, s
   for name, arg in variants:
     logging.info('disks: training %r for %d steps', name, budget.disk_steps)
     config = _quiet(load_config('ae_disks', arg, configs_dir=configs_dir), budget.disk_steps,
-                    data_dir, seed, budget.batch_size)
+                    data_dir, seed, budget)
     objective, state = _train(config, os.path.join(output_dir, 'runs', name))
     variables = state.variables()
     encode = jax.jit(lambda x: objective.encode(variables, state.model_state, x))
@@ -286,7 +290,7 @@ def _ellipse_config(model: str, budget: Budget, data_dir, seed, configs_dir):
                    'beta': 4.0 * num_stages / 4096, 'beta_mode': 'normalized'}
     with config.unlocked():
       config.objective = ml_collections.ConfigDict(objective)
-  return _quiet(config, steps, data_dir, seed, budget.batch_size)
+  return _quiet(config, steps, data_dir, seed, budget)
 
 
 def _navigation(objective, variables, model_state, codes: np.ndarray, steps: int = 9):
