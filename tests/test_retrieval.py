@@ -1,4 +1,4 @@
-"""Nearest-neighbour retrieval mAP (methods.md §1.8): exact conventions and known answers."""
+"""Nearest-neighbour retrieval mAP (Hu et al. 2018's protocol): exact conventions and known answers."""
 
 import itertools
 import warnings

@@ -1,4 +1,4 @@
-"""Unit alignment (precision@k, at recall, AP) and ablation effect (methods.md §5.3-5.4)."""
+"""Unit alignment (precision@k, at recall, AP) and ablation effect (Mixture-of-MNIST check)."""
 
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,4 @@
-"""DCI: disentanglement, completeness, informativeness (Eastwood & Williams 2018) [methods.md §6.4].
+"""DCI: disentanglement, completeness, informativeness (Eastwood & Williams, ICLR 2018).
 
 From an importance matrix R [D codes, K factors]:
 - disentanglement `D_i = 1 - H_K(P_i.)` with `P_ik = R_ik / sum_k R_ik` (entropy in base K), the

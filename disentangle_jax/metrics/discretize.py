@@ -3,7 +3,7 @@
 dlib discretises each code dimension with `np.digitize(v, np.histogram(v, 20)[1][:-1])`: 20
 equal-width bins between the column's min and max (min - 0.5 .. max + 0.5 for a constant column),
 integer bins 1..20, the maximum in bin 20. Mutual information is sklearn's `mutual_info_score` (nats)
-of each (code, factor) pair and a factor's entropy is `mutual_info_score(y, y)` [methods.md §6].
+of each (code, factor) pair and a factor's entropy is `mutual_info_score(y, y)`.
 
 Here the discretisation is one array expression over all columns, and the mutual information of all
 (code, factor) pairs at once comes from one contingency tensor built by a one-hot matmul; no Python

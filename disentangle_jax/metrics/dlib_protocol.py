@@ -1,4 +1,4 @@
-"""The `protocol='dlib'` fits: disentanglement_lib 1.5's scikit-learn estimators, called as it calls them.
+"""`protocol='dlib'`: disentanglement_lib 1.5's scikit-learn estimators, called as it calls them.
 
 The default protocol ('fast') fits in JAX: boosted trees on 128 quantile bins per code dimension
 (`gbt`), converged L-BFGS logistic regressions (`_logistic`), exact 1-D SVMs (`sap`). That is

@@ -2,7 +2,7 @@
 
 For each training size (dlib's study: 10, 100, 1000 and 10,000 labels; 5,000 test points) one
 classifier per factor predicts the factor from the whole code; the scores are its train and test
-accuracies per factor, their mean and their minimum [methods.md §6.10]. Two predictors, as in dlib's
+accuracies per factor, their mean and their minimum (Locatello et al., ICML 2019). Two predictors, as in dlib's
 two study configs:
 
 - `'logistic'`: sklearn's `LogisticRegressionCV(Cs=10, cv=KFold(5))`: the 10 values of C in
@@ -219,7 +219,8 @@ def downstream_task(
     'n:test_accuracy_factor_k' (floats); plus 'accuracy_train' / 'accuracy_test' [sizes, K].
 
   Degenerate inputs (the package's policy): NaN/inf raise ValueError, as do a size above N and a
-  size below 5 (logistic: one point per fold) or 2 (boosted), and no varying factor. A factor with a single
+  size below 5 (logistic: one point per fold) or 2 (boosted), and no varying factor. A factor
+  with a single
   value among the first n rows (sklearn raises) is predicted as that value. Test labels unseen
   among the training rows count as errors.
   """

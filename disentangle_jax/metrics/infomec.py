@@ -1,6 +1,6 @@
 """InfoMEC (Hsu et al., NeurIPS 2023): InfoM (modularity), InfoC (compactness), InfoE (explicitness).
 
-Exactly as methods.md §6.9b (the authors' `disentangle/metrics/infomec.py`):
+As the authors' released implementation computes them (Hsu et al. 2023):
 1. factors label-encoded; each code dimension standardised on its own (ddof 0), no binning;
 2. MI[i, j] between discrete factor i and continuous code j by the k-nearest-neighbour estimator of
    Ross (2014) with k = 10, which is scikit-learn's `mutual_info_classif(n_neighbors=10)`: per point

@@ -6,18 +6,19 @@ the factor entropies `H(v_k)` (`discretize.codes_factors_mutual_info`). They agg
 differently:
 
 - **MIG-sup** (Li, Murkute, Gyawali & Wang, ICLR 2020, "Progressive learning and disentanglement
-  of hierarchical representations", Sec. 4): MIG's gap taken per code dimension instead of per
-  factor, so that it penalises a code that mixes factors, which MIG does not:
+  of hierarchical representations"): MIG's gap taken per code dimension instead of per
+  factor, so that it penalises a code that carries several factors (MIG penalises a factor
+  spread over several codes):
   `(1/D) sum_j (Ihat[j, k1] - Ihat[j, k2])` with `Ihat = I / H(v)` and k1, k2 the two factors
   with the largest normalised MI with z_j. Higher is better; 1 for a one-to-one code.
-- **DCIMIG** (Sepliarskaia, Kiseleva & de Rijke 2019, "How to not measure disentanglement",
-  Sec. 5): per code dimension j, its gap `g_j = I[j, k_j] - max_{k != k_j} I[j, k]` with
+- **DCIMIG** (Sepliarskaia, Kiseleva & de Rijke 2019, "How to not measure disentanglement"):
+  per code dimension j, its gap `g_j = I[j, k_j] - max_{k != k_j} I[j, k]` with
   `k_j = argmax_k I[j, k]`; per factor, the best gap among the codes that chose it,
   `S_k = max_{j: k_j = k} g_j` (0 if none); `DCIMIG = sum_k S_k / sum_k H(v_k)`. It penalises
-  mixing (the gap), missing factors (S_k = 0) and, unlike MIG, does not reward a factor spread
-  over two codes either way. Higher is better.
+  mixing (the gap) and missing factors (S_k = 0) and, unlike MIG, not a factor copied into two
+  codes. Higher is better.
 - **JEMMIG** (Do & Tran, ICLR 2020, "Theory and evaluation metrics for learning disentangled
-  representations", Sec. 4.2): per factor, with j1 and j2 the codes with the largest and second
+  representations"): per factor, with j1 and j2 the codes with the largest and second
   largest MI, `JEMMIG_k = H(z_j1, v_k) - I(z_j1; v_k) + I(z_j2; v_k)`, the joint entropy being
   `H(z_j1) + H(v_k) - I(z_j1; v_k)` on the binned code. It is 0 for a code whose bins and the
   factor's values determine each other and no other code knows the factor; lower is better.
@@ -25,7 +26,7 @@ differently:
   the normalised values. Do & Tran estimate the entropies from the encoder's distribution with a
   quantised code; here they are plug-in estimates on dlib's binning, like MIG's.
 - **MED** and **top-k MED** (Cao, Nai, Yang, Ji, Wang, Ren & Zhou, NeurIPS 2022, "An empirical
-  study on disentanglement of negative-free contrastive learning", Sec. 4): DCI's
+  study on disentanglement of negative-free contrastive learning"): DCI's
   disentanglement and completeness (`dci.scores_from_importance`) with the importance matrix
   `R[j, k] = I[j, k] / sum_j I[j, k]` (each factor's MI normalised over codes). Top-k MED keeps,
   for every factor, the k codes of highest per-code disentanglement among those whose largest

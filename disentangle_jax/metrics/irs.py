@@ -1,4 +1,4 @@
-"""Interventional Robustness Score (Suter et al. 2019) as dlib computes it [methods.md §6.7].
+"""Interventional Robustness Score (Suter et al. 2019) as dlib computes it.
 
 The factors are discretised with the 20-bin histogram and constant code dimensions are dropped.
 For factor k and each of its (binned) values v, `e = mean(z | v_k = v)` and the 99th percentile of

@@ -250,8 +250,8 @@ def probe_accuracy(
 
   Degenerate inputs (the package's policy): NaN/inf and fewer than 2 training points raise
   ValueError. A constant input feature (std within 1e-12 of its mean's scale) is standardised to 0
-  and carries nothing; an attribute with a single value is predicted as that value; when no attribute varies,
-  ValueError.
+  and carries nothing; an attribute with a single value is predicted as that value; when no
+  attribute varies, ValueError.
   """
   train_x, test_x = _as_inputs(train_x, 'train_x', MIN_POINTS), _as_inputs(test_x, 'test_x')
   if train_x.shape[1:] != test_x.shape[1:]:

@@ -1,4 +1,4 @@
-"""Mutual Information Gap (Chen et al. 2018) with dlib's estimator [methods.md §6.3].
+"""Mutual Information Gap (Chen et al. 2018) with dlib's estimator.
 
 dlib (`discrete_mig`): discretise each code dimension into 20 equal-width bins, take the discrete
 mutual information I(z_j; v_k) of every (code, factor) pair, and average over factors the gap between

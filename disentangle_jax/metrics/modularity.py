@@ -1,4 +1,4 @@
-"""Modularity and explicitness (Ridgeway & Mozer 2018) as dlib computes them [methods.md §6.6].
+"""Modularity and explicitness (Ridgeway & Mozer 2018) as dlib computes them.
 
 Modularity: with m_ik the discrete MI between 20-bin code i and factor k and theta_i = max_k m_ik,
 `modularity_i = 1 - (sum_k m_ik^2 - theta_i^2) / (theta_i^2 (K - 1))` (0 when theta_i = 0); the score

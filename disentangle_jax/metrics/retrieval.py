@@ -1,6 +1,6 @@
 """Nearest-neighbour retrieval mAP per feature chunk and attribute (the Sprites protocol, seed 000).
 
-Conventions (methods.md §1.8), chosen so that two implementations agree to 1e-6:
+Conventions (Hu et al., CVPR 2018, made exact here), chosen so that two implementations agree to 1e-6:
 - every test point is a query, and the query is not in its own gallery (leave-one-out);
 - items are ranked by Euclidean distance in the chosen chunk (cosine distance as an option);
 - an item is relevant when it has the query's value of the attribute;
@@ -273,7 +273,7 @@ def select_chunks(map_per_chunk: np.ndarray) -> np.ndarray:
 
 
 def expected_random_ap(gallery_size: int, num_relevant) -> np.ndarray:
-  """Expected AP of a uniformly random ranking of M items with R relevant (exact, §1.8.7).
+  """Expected AP of a uniformly random ranking of M items with R relevant (exact).
 
   `(H_M + (R - 1)(M - H_M)/(M - 1)) / M`; 0 for R = 0 and 1 for M = R = 1. `num_relevant` may be
   an array.

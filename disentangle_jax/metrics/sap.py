@@ -1,4 +1,4 @@
-"""SAP score (Kumar et al. 2018) as dlib computes it [methods.md §6.5].
+"""SAP score (Kumar et al. 2018) as dlib computes it.
 
 A score matrix S [D, K]; SAP is the mean over factors of the gap between the two largest entries of
 each column.

@@ -1,7 +1,7 @@
 """dlib's strong downstream task: classification under a covariate shift made by an intervention.
 
-disentanglement_lib's `strong_downstream_task` (Locatello et al., JMLR 2020, Sec. 6, the
-"strong generalization" experiment): for each training size n,
+disentanglement_lib's `strong_downstream_task` (Locatello et al., JMLR 2020, the "strong
+generalization" experiment): for each training size n,
 1. plain task: train a classifier per factor on n sampled observations' codes, score it on fresh
    test observations ('n:mean_train_accuracy', 'n:mean_test_accuracy');
 2. for every target factor i, `num_experiments` times: pick another factor j at random and one of

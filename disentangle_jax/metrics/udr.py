@@ -1,7 +1,7 @@
 """Unsupervised Disentanglement Ranking (Duan et al., ICLR 2020), as dlib's `udr_sklearn`.
 
 For models trained with different seeds and hyperparameters, on the same observations
-(dlib: 1,000 points) [methods.md §6.9]:
+(dlib: 1,000 points):
 1. standardise each model's mean codes, and zero the dimensions whose average KL is <= 0.01;
 2. for each ordered pair (i, j), i != j, a similarity matrix R [D_i, D_j]: either the absolute
    coefficients of a Lasso (alpha = 0.1) regression of model j's codes on model i's ('lasso',

@@ -2,7 +2,7 @@
 
 disentanglement_lib's `unified_scores` (Locatello, Bauer, Lucic, Rätsch, Gelly, Schölkopf &
 Bachem, JMLR 2020, "A sober look at the unsupervised learning of disentangled representations
-and their evaluation", Sec. 5.3) observes that DCI, MIG, SAP and modularity each build a matrix
+and their evaluation") observes that DCI, MIG, SAP and modularity each build a matrix
 relating codes to factors and then aggregate it, and crosses the two choices:
 
 matrices [D, K]:

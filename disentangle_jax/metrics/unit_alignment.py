@@ -1,4 +1,4 @@
-"""How well single units align with concepts (methods.md §5.3-5.4, the Mixture-of-MNIST check).
+"""How well single units align with concepts (Zhou et al.'s Mixture-of-MNIST check).
 
 A unit's score for an image is its activation (e.g. its global-average-pooled map); a concept is
 a binary label per image (e.g. "the image contains digit 0"). Ranking the images by a unit's
@@ -14,7 +14,7 @@ rank k by its expected share of positives (the mean over random tie-breaks), and
 counted at the ends of tie groups, as a precision-recall curve does. A constant unit therefore
 scores the base rate everywhere. A concept with no positive image gets 0 for every score.
 
-`ablation_effect` (§5.4) measures the accuracy drop when a unit is removed, given a pure
+`ablation_effect` measures the accuracy drop when a unit is removed, given a pure
 `predict_fn(keep) -> logits`, where `keep` is a `[U]` vector of ones with zeros at the ablated
 units (the caller multiplies the layer's maps by it for zero-ablation, or blends towards the
 mean for mean-ablation). All units are evaluated in one `jax.lax.map` over masks.
@@ -147,7 +147,7 @@ def alignment_scores(
   ks: Sequence[int] = DEFAULT_KS,
   recalls: Sequence[float] = DEFAULT_RECALLS,
 ) -> dict[str, np.ndarray]:
-  """Each unit's best concept and its alignment scores (§5.3).
+  """Each unit's best concept and its alignment scores.
 
   Args:
     activations: `[N, U]` unit scores on a validation set.
@@ -195,7 +195,7 @@ def ablation_effect(
   batch_size: int | None = None,
   traceable: bool = True,
 ) -> dict[str, np.ndarray | float]:
-  """Accuracy drop when each unit is ablated (§5.4).
+  """Accuracy drop when each unit is ablated.
 
   Args:
     predict_fn: pure `keep [U] float -> logits [N, num_classes]` on a fixed evaluation set; `keep`

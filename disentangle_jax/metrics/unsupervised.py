@@ -1,6 +1,7 @@
 """dlib's unsupervised scores: Gaussian total correlation, Wasserstein dependency, mean pairwise MI.
 
-From the code covariance `S = cov(z)` (ddof = 1) [methods.md §6.8]:
+From the code covariance `S = cov(z)` (ddof = 1), as Locatello et al.
+(ICML 2019) and dlib define them:
 - Gaussian total correlation `0.5 * (sum_i log S_ii - logdet S)`: the KL divergence between N(0, S)
   and N(0, diag S).
 - Gaussian Wasserstein dependency `2 tr S - 2 tr sqrt(diag(S) S)`: the squared W2 distance between
