@@ -334,7 +334,7 @@ def run_ellipses(output_dir: str, budget: Budget, *, data_dir: str | None = None
     image_lib.save_png(os.path.join(output_dir, f'{model}_navigation.png'),
                        image_lib.labelled_grid(
                            np.clip(grid, 0, 1), row_labels=labels,
-                           col_labels=[f'{v:+.1f}σ' for v in values],
+                           col_labels=[f'{v:+.1f} sd' for v in values],
                            title=f'{model}: one component swept, the others at their mean'))
   rows = {f'{m}/z{i + 1}': dict(zip(ATTRIBUTES, r))
           for m, res in results.items() for i, r in enumerate(res['attributes'])}
