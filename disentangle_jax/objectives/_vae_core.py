@@ -100,9 +100,10 @@ class VAECore(Objective):
 
   # -- loss -----------------------------------------------------------------------------------
 
-  def vae_loss(self, images, logits, z, mean, logvar, step):
-    """The objective's loss on one batch: `(scalar, {term: scalar})`."""
-    del z, step
+  def vae_loss(self, images, logits, z, mean, logvar, step, rng):
+    """The objective's loss on one batch: `(scalar, {term: scalar})`; `rng` is the step's key
+    (draw from it with a named `rng_stream`)."""
+    del z, step, rng
     return loss_lib.vae_loss(logits, images, mean, logvar, likelihood=self.likelihood)
 
   def losses(self, params, model_state, batch, rng, step):
@@ -110,7 +111,7 @@ class VAECore(Objective):
     mean, logvar, z, logits, new_state = self.forward(
         params['vae'], model_state, images, rng, self.condition(batch)
     )
-    loss, terms = self.vae_loss(images, logits, z, mean, logvar, step)
+    loss, terms = self.vae_loss(images, logits, z, mean, logvar, step, rng)
     metrics = {**terms, **posterior_metrics(mean, logvar)}
     return {'vae': loss}, (new_state, metrics)
 
@@ -127,6 +128,9 @@ class VAECore(Objective):
   def sample_prior(self, rng, num, cond=None):
     del cond  # the prior is N(0, I) whatever the condition (Sohn et al. 2015, §4.2)
     return jax.random.normal(rng, (num, self._latent_dim))
+
+  #: `latent_activity` is the mean KL per latent, shown on the traversal rows.
+  activity_is_kl = True
 
   def latent_activity(self, params, model_state, images, cond=None):
     """Mean KL per latent over `images`: collapsed latents score ≈ 0."""

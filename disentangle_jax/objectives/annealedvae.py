@@ -28,8 +28,8 @@ class AnnealedVAE(VAECore):
     self.max_capacity = float(self.hparam('max_capacity'))
     self.anneal_steps = int(self.hparam('anneal_steps'))
 
-  def vae_loss(self, images, logits, z, mean, logvar, step):
-    del z
+  def vae_loss(self, images, logits, z, mean, logvar, step, rng):
+    del z, rng
     capacity = schedules.capacity(
         step, max_capacity=self.max_capacity, anneal_steps=self.anneal_steps
     )

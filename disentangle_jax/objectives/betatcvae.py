@@ -56,7 +56,8 @@ class BetaTCVAE(VAECore):
     self.gamma = float(self.hparam('gamma', 1.0))
     self.beta_fn = optional_schedule(self, 'beta_schedule', self.beta)
 
-  def vae_loss(self, images, logits, z, mean, logvar, step):
+  def vae_loss(self, images, logits, z, mean, logvar, step, rng):
+    del rng
     beta = self.beta if self.beta_fn is None else self.beta_fn(step)
     loss, terms = loss_lib.beta_tcvae_loss(
         logits, images, mean, logvar, z, beta=beta, alpha=self.alpha, gamma=self.gamma,

@@ -32,8 +32,8 @@ class DIPVAE(VAECore):
     lambda_d = self.hparam('lambda_d', None)
     self.lambda_d = None if lambda_d is None else float(lambda_d)
 
-  def vae_loss(self, images, logits, z, mean, logvar, step):
-    del z, step
+  def vae_loss(self, images, logits, z, mean, logvar, step, rng):
+    del z, step, rng
     return loss_lib.dip_vae_loss(
         logits, images, mean, logvar, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
         dip_type=self.dip_type, likelihood=self.likelihood,

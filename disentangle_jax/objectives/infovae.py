@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from disentangle_jax.losses.mmd import ESTIMATORS, KERNELS, info_vae_loss, mmd_vae_loss
 from disentangle_jax.objectives import register
-from disentangle_jax.objectives._vae_core import VAECore, posterior_metrics
+from disentangle_jax.objectives._vae_core import VAECore
 from disentangle_jax.objectives.base import rng_stream
 
 DEFAULT_LAMBDA = 1000.0
@@ -75,18 +75,11 @@ class InfoVAE(VAECore):
     return info_vae_loss(logits, images, mean, logvar, z, prior_samples,
                                  alpha=self.alpha, lambda_=self.lambda_mmd, **options)
 
-  def losses(self, params, model_state, batch, rng, step):
-    # The VAE core's `vae_loss` has no RNG, and the prior samples need one: the whole loss is
-    # written here, with the core's forward pass.
+  def vae_loss(self, images, logits, z, mean, logvar, step, rng):
     del step
-    images = batch['image']
-    mean, logvar, z, logits, new_state = self.forward(
-        params['vae'], model_state, images, rng, self.condition(batch))
     prior_samples = jax.random.normal(rng_stream(rng, 'prior_samples'), z.shape, jnp.float32)
     loss, terms = self.mmd_loss(images, logits, z, mean, logvar, prior_samples)
-    metrics = {**terms, 'mmd_weight': jnp.asarray(self.mmd_weight, jnp.float32),
-               **posterior_metrics(mean, logvar)}
-    return {'vae': loss}, (new_state, metrics)
+    return loss, {**terms, 'mmd_weight': jnp.asarray(self.mmd_weight, jnp.float32)}
 
 
 @register('mmdvae')

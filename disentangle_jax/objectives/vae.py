@@ -45,8 +45,8 @@ class BetaVAE(VAECore):
   def beta_at(self, step):
     return self.beta if self.beta_fn is None else self.beta_fn(step)
 
-  def vae_loss(self, images, logits, z, mean, logvar, step):
-    del z
+  def vae_loss(self, images, logits, z, mean, logvar, step, rng):
+    del z, rng
     beta = self.beta_at(step)
     loss, terms = loss_lib.beta_vae_loss(
         logits, images, mean, logvar, beta=beta, beta_mode=self.beta_mode,

@@ -51,6 +51,13 @@ def check_evaluators(config, info: DatasetInfo, objective) -> None:
   """Raises a one-line ValueError when a configured metric is unknown or the data cannot feed
   it (run before anything is trained)."""
   names = metric_names(config)
+  sampled = [n for n in names if n in metrics_lib.available()
+             and metrics_lib.get_metric(n).inputs == 'ground_truth']
+  if sampled and info.has_ground_truth and objective.is_conditional:
+    raise ValueError(
+        f'metrics {sampled} encode images rendered by factors without a condition, which the '
+        f'conditional objective {objective.name!r} needs; use metrics of codes against factors '
+        '(mig, dci, linear_probe, ...)')
   if names:
     metrics_lib.check_metrics(names, has_ground_truth=samples_by_factors(objective, info),
                               has_targets=target_key(config, info) is not None)

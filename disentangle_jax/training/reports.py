@@ -25,6 +25,10 @@ from disentangle_jax.visualization.heatmap import heatmap_png
 
 
 
+#: The sampled scores whose sample is counted in votes (`num_train` points, `num_eval` for test).
+VOTING_METRICS = ('betavae', 'factorvae')
+
+
 def evaluate_workdir(
     workdir: str, metric_names: Sequence[str], *, step: int | None = None, seed: int = 0,
     settings: Mapping[str, Mapping[str, Any]] | None = None, num_train: int | None = None,
@@ -62,7 +66,7 @@ def evaluate_runs(workdirs: Sequence[str], metric_names: Sequence[str], *,
   settings = {k: dict(v) for k, v in (settings or {}).items()}
   if num_votes:
     for name in metric_names:
-      if metrics_lib.get_metric(name).inputs == 'ground_truth':
+      if name in VOTING_METRICS:
         settings.setdefault(name, {}).setdefault('num_train', num_votes)
         settings[name].setdefault('num_eval', max(1, num_votes // 2))
   rows = {}

@@ -59,7 +59,8 @@ def draw(objective, params, model_state, batch, rng, *,
     return objective.jitted('decode')(params, model_state, codes, _rows(cond, len(codes)))
 
   traversal = traversals.latent_traversal(decode_fn, code, dims=dims)
-  pictures['traversal'] = traversals.traversal_grid(traversal, dims=dims)
+  kl = activity if getattr(objective, 'activity_is_kl', False) else None
+  pictures['traversal'] = traversals.traversal_grid(traversal, dims=dims, kl=kl)
   pictures['traversal_animation'] = np.stack(
       traversals.traversal_gif_frames(traversal, dims=dims)
   )
