@@ -17,6 +17,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from disentangle_jax import cli  # noqa: E402 - imports no JAX
 from disentangle_jax.training import compilation_cache  # noqa: E402 - imports no JAX
 
 _WORKDIRS = flags.DEFINE_multi_string('workdir', None, 'Run directories to evaluate.')
@@ -46,22 +47,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   compilation_cache.enable(_COMPILATION_CACHE.value)
-  from disentangle_jax import errors  # noqa: PLC0415
   from disentangle_jax.training import reports  # noqa: PLC0415 - after the cache is set
 
-  try:
-    reports.evaluate_runs(
-        _WORKDIRS.value, _METRICS.value, step=_STEP.value, seed=_SEED.value,
-        settings=json.loads(_SETTINGS.value) if _SETTINGS.value else None,
-        num_votes=_NUM_VOTES.value, num_train=_NUM_TRAIN.value, num_test=_NUM_TEST.value,
-        output_dir=_OUTPUT_DIR.value,
-    )
-  except errors.UserError as e:
-    if _DEBUG.value:
-      raise
-    sys.stderr.write(f'error: {e}\n')
-    sys.exit(1)
+  cli.run(lambda: reports.evaluate_runs(
+      _WORKDIRS.value, _METRICS.value, step=_STEP.value, seed=_SEED.value,
+      settings=json.loads(_SETTINGS.value) if _SETTINGS.value else None,
+      num_votes=_NUM_VOTES.value, num_train=_NUM_TRAIN.value, num_test=_NUM_TEST.value,
+      output_dir=_OUTPUT_DIR.value,
+  ), debug=_DEBUG.value)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -31,7 +31,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from disentangle_jax import errors  # noqa: E402 - imports no JAX
+from disentangle_jax import cli, errors  # noqa: E402 - imports no JAX
 from disentangle_jax.training import compilation_cache  # noqa: E402 - imports no JAX
 
 
@@ -70,38 +70,8 @@ _COMPILATION_CACHE = compilation_cache.define_flag()
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def _fail(message: str):
-  """The one line a person reads, and exit status 1."""
-  sys.stderr.write(f'error: {message}\n')
-  sys.stderr.flush()
-  sys.exit(1)
-
-
-def _parse_flags(argv):
-  """absl's parsing, with config errors (unknown key, missing file) as one line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    if '--debug' in argv:
-      raise
-    _fail(f'{errors.one_line(e)} (pass --helpshort for the flags)')
-  except Exception as e:  # noqa: BLE001 - ml_collections raises AttributeError, OSError, ...
-    if '--debug' in argv:
-      raise
-    _fail(errors.config_error_message(e, argv))
-
-
-class _QuietLibraries(logging.Filter):
-  """Drops the INFO chatter of orbax and TFDS (every save logs dozens of lines)."""
-
-  def filter(self, record):
-    noisy = '/orbax/' in record.pathname or '/tensorflow_datasets/' in record.pathname
-    return record.levelno >= logging.WARNING or not noisy
-
-
 def main(argv):
-  for handler in logging.getLogger().handlers:
-    handler.addFilter(_QuietLibraries())
+  cli.quiet_libraries()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   import jax  # noqa: PLC0415 - JAX must not start before jax.distributed.initialize().
@@ -125,7 +95,7 @@ def main(argv):
   except Exception as e:  # noqa: BLE001
     if _DEBUG.value:
       raise
-    _fail(errors.config_error_message(e, sys.argv))
+    cli.fail(errors.config_error_message(e, sys.argv))
   options = workdir.RunOptions(
       allow_config_change=tuple(_ALLOW_CONFIG_CHANGE.value),
       start_fresh_if_unreadable=_START_FRESH.value,
@@ -135,15 +105,15 @@ def main(argv):
   except errors.UserError as e:
     if _DEBUG.value:
       raise
-    _fail(str(e))
+    cli.fail(str(e))
   except OSError as e:  # a full disk or a read-only workdir met outside the checkpointer
     message = workdir.os_error_message(
         e, _WORKDIR.value, intact=workdir.intact_checkpoint_sentence(_WORKDIR.value)
     )
     if message is None or _DEBUG.value:
       raise
-    _fail(message)
+    cli.fail(message)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

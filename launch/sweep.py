@@ -26,7 +26,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from disentangle_jax import sweeps  # noqa: E402 - imports no JAX
-from disentangle_jax.errors import UserError  # noqa: E402
+from disentangle_jax import cli  # noqa: E402
 
 _SWEEP = flags.DEFINE_string(
     'sweep', None, 'Sweep definition file[:arg], e.g. configs/sweeps/betavae_findings.py:budget=tiny.')
@@ -53,29 +53,14 @@ def _mode():
   return 'collect' if _COLLECT_ONLY.value else 'run'
 
 
-class _QuietLibraries(logging.Filter):
-  """Drops the INFO chatter of orbax and TFDS while runs are scored."""
-
-  def filter(self, record):
-    noisy = '/orbax/' in record.pathname or '/tensorflow_datasets/' in record.pathname
-    return record.levelno >= logging.WARNING or not noisy
-
-
 def main(argv):
-  for handler in logging.getLogger().handlers:
-    handler.addFilter(_QuietLibraries())
+  cli.quiet_libraries()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    outcome = sweeps.main(
-        _SWEEP_DIR.value, sweep=_SWEEP.value, config=_CONFIG.value, axes=_AXIS.value,
-        fixed=_SET.value, mode=_mode(), lock_wait_s=_LOCK_WAIT.value,
-    )
-  except UserError as e:
-    if _DEBUG.value:
-      raise
-    sys.stderr.write(f'error: {e}\n')
-    sys.exit(1)
+  outcome = cli.run(lambda: sweeps.main(
+      _SWEEP_DIR.value, sweep=_SWEEP.value, config=_CONFIG.value, axes=_AXIS.value,
+      fixed=_SET.value, mode=_mode(), lock_wait_s=_LOCK_WAIT.value,
+  ), debug=_DEBUG.value)
   if _mode() == 'run' and any(status == sweeps.FAILED for status, _ in outcome.values()):
     sys.exit(2)
 
