@@ -163,6 +163,7 @@ def _tiny_run_config(config, data_dir, *, batch_size=8):
   return config
 
 
+@pytest.mark.slow
 def test_a_run_restored_in_stage_2_resumes_there_and_ends_bit_identical(tmp_path, tfds_data_dir):
   config = _tiny_run_config(tiny_pcaae(num_stages=2, steps=2), tfds_data_dir)
   reference = str(tmp_path / 'uninterrupted')
@@ -183,6 +184,7 @@ def test_a_run_restored_in_stage_2_resumes_there_and_ends_bit_identical(tmp_path
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,arg', [
     ('pcaae_ellipses', 'runlocal'),
     ('pcaae_disks', 'runlocal'),
