@@ -23,12 +23,6 @@ from disentangle_jax.losses import common
 Array = jax.Array
 
 
-def _as_float(x: ArrayLike) -> Array:
-  """`x` as an array of at least float32 precision (bfloat16/float16 inputs are widened)."""
-  x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
 def feature_vae_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -63,7 +57,7 @@ def feature_vae_loss(
     `(loss, {'recon', 'kl'})`: 'recon' the scaled squared error, 'kl' the scaled KL before β,
     each reduced like the loss; at least float32.
   """
-  predictions, targets = _as_float(predictions), _as_float(targets)
+  predictions, targets = common.as_float(predictions), common.as_float(targets)
   if predictions.shape != targets.shape:
     raise ValueError(
         f'predictions {predictions.shape} and targets {targets.shape} must have the same shape'

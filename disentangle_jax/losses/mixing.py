@@ -42,12 +42,6 @@ from disentangle_jax.losses import common
 Array = jax.Array
 
 
-def _as_float(x: ArrayLike) -> Array:
-  """`x` as an array of at least float32 precision (bfloat16/float16 inputs are widened)."""
-  x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
 def sample_chunk_mask(
     rng: jax.Array,
     *,
@@ -221,7 +215,7 @@ def mixing_loss(
   Returns:
     A scalar ([B] with 'none'), at least float32.
   """
-  predictions, targets = _as_float(predictions), _as_float(targets)
+  predictions, targets = common.as_float(predictions), common.as_float(targets)
   if predictions.shape != targets.shape:
     raise ValueError(
         f'predictions {predictions.shape} and targets {targets.shape} must have the same shape'
@@ -260,7 +254,7 @@ def gan_discriminator_loss(
   Returns:
     A scalar ([B] with 'none'), at least float32.
   """
-  real_logits, fake_logits = _as_float(real_logits), _as_float(fake_logits)
+  real_logits, fake_logits = common.as_float(real_logits), common.as_float(fake_logits)
   real = _per_example_mean(_sigmoid_cross_entropy(real_logits, jnp.ones_like(real_logits)))
   fake = _per_example_mean(_sigmoid_cross_entropy(fake_logits, jnp.zeros_like(fake_logits)))
   if reduction == 'none':
@@ -283,7 +277,7 @@ def gan_generator_loss(fake_logits: ArrayLike, *, reduction: str = 'mean') -> Ar
   Returns:
     A scalar ([B] with 'none'), at least float32.
   """
-  fake_logits = _as_float(fake_logits)
+  fake_logits = common.as_float(fake_logits)
   per_example = _per_example_mean(_sigmoid_cross_entropy(fake_logits, jnp.ones_like(fake_logits)))
   return common.reduce_batch(per_example, reduction)
 
@@ -321,7 +315,7 @@ def chunk_classifier_loss(
   Returns:
     A scalar ([B] with 'none'), at least float32.
   """
-  logits = _as_float(logits)
+  logits = common.as_float(logits)
   targets = jnp.asarray(targets, logits.dtype)
   if logits.ndim != 2:
     raise ValueError(f'logits must be [batch, num_chunks], got shape {logits.shape}')

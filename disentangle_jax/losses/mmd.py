@@ -43,12 +43,6 @@ KERNELS = ('rbf', 'imq')
 ESTIMATORS = ('unbiased', 'biased')
 
 
-def _as_float(x: ArrayLike) -> Array:
-  """`x` as an array of at least float32 precision (bfloat16/float16 inputs are widened)."""
-  x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
 def _squared_distances(a: Array, b: Array) -> Array:
   """[N, M] `‖a_i − b_j‖²`, from the Gram matrix at full float32 matmul precision, clipped at 0."""
   gram = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
@@ -75,7 +69,7 @@ def kernel_matrix(
   Returns:
     [N, M], at least float32.
   """
-  a, b = _as_float(a), _as_float(b)
+  a, b = common.as_float(a), common.as_float(b)
   if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
     raise ValueError(f'samples must be [N, D] and [M, D] with one D, got {a.shape} and {b.shape}')
   if kernel not in KERNELS:

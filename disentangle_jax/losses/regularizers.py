@@ -31,19 +31,13 @@ Array = jax.Array
 NOISE_KINDS = ('gaussian', 'masking')
 
 
-def _as_float(x: ArrayLike) -> Array:
-  """`x` as an array of at least float32 precision (bfloat16/float16 inputs are widened)."""
-  x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
 def pairwise_squared_distances(x: ArrayLike) -> Array:
   """`‖x_a − x_b‖²₂` for every pair of rows of x [N, ...], flattened per row; [N, N], ≥ 0.
 
   Computed from the Gram matrix at full float32 matmul precision (no TF32 on GPUs), clipped at 0
   against rounding; the diagonal is exactly 0.
   """
-  x = _as_float(x)
+  x = common.as_float(x)
   x = x.reshape(x.shape[0], -1)
   sq = jnp.sum(jnp.square(x), axis=1)
   gram = jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
@@ -74,7 +68,7 @@ def distance_preservation_loss(
   Returns:
     A scalar ([B(B − 1)/2] with 'none'), at least float32.
   """
-  codes, images = _as_float(codes), _as_float(images)
+  codes, images = common.as_float(codes), common.as_float(images)
   if codes.ndim != 2:
     raise ValueError(f'codes must be [batch, latents], got shape {codes.shape}')
   if images.shape[0] != codes.shape[0]:
@@ -110,7 +104,7 @@ def corrupt(
   Returns:
     [B, ...] corrupted images, the input's dtype widened to at least float32.
   """
-  images = _as_float(images)
+  images = common.as_float(images)
   if kind == 'gaussian':
     noisy = images + noise_level * jax.random.normal(rng, images.shape, images.dtype)
   elif kind == 'masking':
@@ -144,7 +138,7 @@ def denoising_loss(
   Returns:
     A scalar ([B] with 'none'), at least float32.
   """
-  predictions, clean_images = _as_float(predictions), _as_float(clean_images)
+  predictions, clean_images = common.as_float(predictions), common.as_float(clean_images)
   if predictions.shape != clean_images.shape:
     raise ValueError(
         f'predictions {predictions.shape} and clean_images {clean_images.shape} must have the same'
@@ -173,7 +167,7 @@ def weight_decay(params: Any, *, weights_only: bool = True) -> Array:
   """
   total = jnp.zeros((), jnp.float32)
   for leaf in jax.tree_util.tree_leaves(params):
-    leaf = _as_float(leaf)
+    leaf = common.as_float(leaf)
     if weights_only and leaf.ndim < 2:
       continue
     total = total + jnp.sum(jnp.square(leaf)).astype(jnp.float32)

@@ -105,3 +105,15 @@ def build_network(config, role: str, default_name: str, **kwargs) -> Network:
   """`config.model.<role>` (default `default_name`), e.g. FactorVAE's discriminator."""
   name = config_value(config, f'model.{role}', default_name)
   return _build('network', name, config, role, **kwargs)
+
+
+def init_encoder_decoder(encoder: Network, decoder: Network, rng: jax.Array, images: jax.Array,
+                         latent_dim: int, cond=None) -> tuple[dict, dict]:
+  """`({'encoder': params, 'decoder': params}, {'encoder': state, 'decoder': state})` of an
+  encoder on `images` and a decoder of `latent_dim` codes (both given `cond`, if any)."""
+  k_enc, k_dec = jax.random.split(rng)
+  enc_params, enc_state = encoder.init(k_enc, images, cond)
+  codes = jax.numpy.zeros((images.shape[0], latent_dim), images.dtype)
+  dec_params, dec_state = decoder.init(k_dec, codes, cond)
+  return ({'encoder': enc_params, 'decoder': dec_params},
+          {'encoder': enc_state, 'decoder': dec_state})

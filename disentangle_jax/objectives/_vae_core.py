@@ -24,7 +24,8 @@ import numpy as np
 from disentangle_jax import losses as loss_lib
 from disentangle_jax.losses import schedules
 from disentangle_jax.losses.reconstruction import LIKELIHOODS
-from disentangle_jax.objectives._common import build_decoder, build_encoder, to_kwargs
+from disentangle_jax.objectives._common import (build_decoder, build_encoder,
+                                                init_encoder_decoder, to_kwargs)
 from disentangle_jax.objectives.base import Objective, rng_stream
 from disentangle_jax.optimizers import make_optimizer
 
@@ -56,12 +57,7 @@ class VAECore(Objective):
   # -- variables ------------------------------------------------------------------------------
 
   def init_vae(self, rng: jax.Array, images: jax.Array, cond=None):
-    k_enc, k_dec = jax.random.split(rng)
-    enc_params, enc_state = self.encoder.init(k_enc, images, cond)
-    codes = jnp.zeros((images.shape[0], self._latent_dim), images.dtype)
-    dec_params, dec_state = self.decoder.init(k_dec, codes, cond)
-    params = {'encoder': enc_params, 'decoder': dec_params}
-    return params, {'encoder': enc_state, 'decoder': dec_state}
+    return init_encoder_decoder(self.encoder, self.decoder, rng, images, self._latent_dim, cond)
 
   def init(self, rng, batch):
     params, state = self.init_vae(rng, batch['image'], self.condition(batch))

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from disentangle_jax.losses.regularizers import (corrupt, denoising_loss,
                                                  distance_preservation_loss, weight_decay)
 from disentangle_jax.objectives import register
-from disentangle_jax.objectives._common import build_decoder, build_encoder
+from disentangle_jax.objectives._common import build_decoder, build_encoder, init_encoder_decoder
 from disentangle_jax.objectives.base import Objective, rng_stream
 from disentangle_jax.optimizers import make_optimizer
 
@@ -71,13 +71,9 @@ class RegularizedAutoencoder(Objective):
     return self._latent_dim
 
   def init(self, rng, batch):
-    images = batch['image']
-    k_enc, k_dec = jax.random.split(rng)
-    enc_params, enc_state = self.encoder.init(k_enc, images)
-    codes = jnp.zeros((images.shape[0], self._latent_dim), images.dtype)
-    dec_params, dec_state = self.decoder.init(k_dec, codes)
-    return ({'ae': {'encoder': enc_params, 'decoder': dec_params}},
-            {'encoder': enc_state, 'decoder': dec_state})
+    params, state = init_encoder_decoder(self.encoder, self.decoder, rng, batch['image'],
+                                         self._latent_dim)
+    return {'ae': params}, state
 
   def optimizers(self):
     return {'ae': make_optimizer(self.config.optimizer)}

@@ -192,7 +192,7 @@ def seed_groups(workdirs: Sequence[str]) -> dict[str, list[str]]:
   groups: dict[str, list[str]] = {}
   labels: dict[str, str] = {}
   for workdir in workdirs:
-    flat = _flatten(json.loads(workdir_lib.read_config(workdir).to_json_best_effort()))
+    flat = workdir_lib.flat_config(workdir_lib.read_config(workdir))
     key = json.dumps({k: v for k, v in flat.items() if k not in ignored}, sort_keys=True,
                      default=str)
     if key not in labels:
@@ -203,15 +203,6 @@ def seed_groups(workdirs: Sequence[str]) -> dict[str, list[str]]:
       labels[key] = label
     groups.setdefault(labels[key], []).append(workdir)
   return groups
-
-
-def _flatten(tree, prefix=''):
-  if isinstance(tree, dict):
-    out = {}
-    for k, v in tree.items():
-      out.update(_flatten(v, f'{prefix}{k}.'))
-    return out
-  return {prefix[:-1]: tree}
 
 
 def aggregate_seeds(rows: Mapping[str, Mapping[str, float]], groups: Mapping[str, Sequence[str]]
@@ -253,7 +244,7 @@ def write_bar_plots(directory: str, aggregated) -> list[str]:
   """One PNG per metric: a bar per group at its mean, the standard deviation over seeds as the
   error bar."""
   from disentangle_jax.visualization import images as image_lib  # pylint: disable=g-import-not-at-top
-  from disentangle_jax.visualization.bar_chart import bar_chart  # pylint: disable=g-import-not-at-top
+  from disentangle_jax.visualization import plots  # pylint: disable=g-import-not-at-top
 
   os.makedirs(directory, exist_ok=True)
   paths = []
@@ -262,7 +253,7 @@ def write_bar_plots(directory: str, aggregated) -> list[str]:
     labels = [label for label, row in aggregated.items() if column in row]
     means = [aggregated[label][column][0] for label in labels]
     stds = [aggregated[label][column][1] for label in labels]
-    image = bar_chart(labels, means, errors=stds, ylabel=column, title=column)
+    image = plots.bar_chart(labels, means, errors=stds, ylabel=column, title=column)
     path = os.path.join(directory, re.sub(r'[^A-Za-z0-9_.-]', '_', column) + '.png')
     image_lib.save_png(path, image)
     paths.append(path)

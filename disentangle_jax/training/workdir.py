@@ -125,9 +125,14 @@ def _flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
   return {prefix[:-1]: tree}
 
 
+def flat_config(config) -> dict[str, Any]:
+  """{dotted key: value} of every leaf of a config (a ConfigDict or nested mappings)."""
+  return _flatten(_config_dict(config))
+
+
 def config_differences(old, new) -> list[tuple[str, Any, Any]]:
   """`(dotted key, old value, new value)` for every leaf that differs; absent values are `MISSING`."""
-  old_flat, new_flat = _flatten(_config_dict(old)), _flatten(_config_dict(new))
+  old_flat, new_flat = flat_config(old), flat_config(new)
   return [
       (key, old_flat.get(key, MISSING), new_flat.get(key, MISSING))
       for key in sorted(set(old_flat) | set(new_flat))

@@ -103,3 +103,25 @@ def scatter_plot(
     ax.set_title(title, fontsize=10)
   ax.grid(True, alpha=0.3)
   return _to_array(fig)
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], *,
+              errors: Sequence[float] | None = None, ylabel: str = '', title: str | None = None,
+              size: tuple[float, float] | None = None, dpi: int = 100) -> np.ndarray:
+  """Bars at `values` (one per label) with `errors` as symmetric error bars (e.g. the std over
+  seeds)."""
+  labels = [str(label) for label in labels]
+  long_labels = max(map(len, labels), default=0) > 6
+  fig = _figure(*(size or (max(4.0, 0.6 * len(labels) + 1.5), 3.6)), dpi)
+  ax = fig.add_subplot(1, 1, 1)
+  positions = np.arange(len(labels))
+  ax.bar(positions, values, yerr=errors, capsize=4 if errors is not None else 0,
+         color='#4c72b0', ecolor='#333333')
+  ax.set_xticks(positions)
+  ax.set_xticklabels(labels, rotation=30 if long_labels else 0,
+                     ha='right' if long_labels else 'center')
+  ax.set_ylabel(ylabel)
+  if title:
+    ax.set_title(title)
+  ax.grid(axis='y', alpha=0.3)
+  return _to_array(fig)
