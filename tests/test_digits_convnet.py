@@ -27,7 +27,7 @@ def test_layout_and_activation_shapes(images, variant, conv3):
   v = jax.eval_shape(model.init, KEY, images)
   p = v['params']
   assert [p[n]['kernel'].shape for n in ('conv1', 'conv2', 'conv3')] == [
-      (3, 3, 1, 10), (3, 3, 10, 20), (3, 3, 20, conv3)]
+      (5, 5, 1, 10), (5, 5, 10, 20), (5, 5, 20, conv3)]
   assert p['classifier']['kernel'].shape == (conv3, 45)
   logits, acts = jax.eval_shape(
       lambda v, x: model.apply(v, x, return_activations=True), v, images)

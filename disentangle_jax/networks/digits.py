@@ -4,8 +4,10 @@ Khosla, Oliva, Torralba, CVPR 2017).
 
 As in the talk: three conv layers with 10, 20 and 10 units, global average pooling over the last
 layer's maps, a linear layer to the classes (softmax in the loss). The kernel size, pooling and
-padding are not given there; ours [our choice]: 3×3 'same' convs with ReLU, 2×2 max-pooling after
-layers 1 and 2 (56 → 28 → 14 px maps).
+padding are not given there; ours [our choice]: 5×5 'same' convs with ReLU, 2×2 max-pooling after
+layers 1 and 2 (56 → 28 → 14 px maps), so that a conv3 unit sees 29 px, about one digit (with 3×3
+kernels it sees 18 px and the 45-class network barely learns: 3.8 % validation accuracy after 600
+steps of the small mixture, where 5×5 reaches 18 % and is still climbing).
 
 Variants, one constructor argument (`variant`):
 * 'baseline';
@@ -40,6 +42,7 @@ class DigitsConvNet(nn.Module):
       variant).
     variant: one of `VARIANTS`.
     features: units of conv1, conv2, conv3 before the variant ('wider' triples conv3's).
+    kernel_size: side of every conv kernel.
     dropout_rate: dropout on conv3 in the dropout variants (needs a 'dropout' rng in training).
     dropout_per_unit: drop whole maps (one draw per image and unit) instead of single activations.
     conv_impl: see `layers.Conv`.
@@ -48,6 +51,7 @@ class DigitsConvNet(nn.Module):
   num_outputs: int = 45
   variant: str = 'baseline'
   features: Sequence[int] = (10, 20, 10)
+  kernel_size: int = 5
   dropout_rate: float = 0.5
   dropout_per_unit: bool = False
   conv_impl: str = 'auto'
@@ -90,7 +94,7 @@ class DigitsConvNet(nn.Module):
                        f'{", ".join(LAYERS)}')
     activations = {}
     for i, name in enumerate(LAYERS):
-      x = nn.relu(Conv(units[name], 3, 1, 'SAME', conv_impl=self.conv_impl, name=name)(x))
+      x = nn.relu(Conv(units[name], self.kernel_size, 1, 'SAME', conv_impl=self.conv_impl, name=name)(x))
       if name in ablate:
         mask = jnp.asarray(ablate[name], x.dtype)
         if mask.shape[-1] != units[name]:
