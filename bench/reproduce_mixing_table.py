@@ -25,11 +25,17 @@ Budgets:
   gpu: the paper's run: 64×64, full networks, 64 pairs per step, 10 epochs of the train split
       (12,600 steps).
 `--narrow` shrinks every network (for a smoke test of the script only).
+
+Diagnostic rows: `--set=key=value` (repeatable) overrides the config of every variant trained,
+and `--tag=NAME` (required with `--set`) keeps those runs apart, in `<root>/<variant>_<NAME>`, as
+rows titled `<row> (NAME)`; e.g. the full model with a weaker adversary:
+`--variants=mix_c_g --set=objective.lambda_gan=0.1 --tag=lambda_g_0.1`.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import json
 import os
@@ -87,6 +93,10 @@ def variant_config(variant: str, args):
       config.total_steps = args.steps or CPU_STEPS
     if args.batch_size:
       config.batch_size = args.batch_size
+    if args.learning_rate:
+      for optimizer in (config.optimizer, config.objective.classifier_optimizer,
+                        config.objective.discriminator_optimizer):
+        optimizer.learning_rate = args.learning_rate
     config.evaluators = {}  # the table is measured after training, on validation and test
     config.eval_every = config.total_steps
     config.image_every = config.total_steps
@@ -94,7 +104,35 @@ def variant_config(variant: str, args):
     if args.narrow:
       for key, value in NARROW.items():
         config.model[key] = value
+    for override in args.set:
+      apply_override(config, override)
   return config
+
+
+def apply_override(config, override: str) -> None:
+  """'objective.lambda_gan=0.1' → config.objective.lambda_gan = 0.1 (a Python literal, else the
+  string)."""
+  key, sep, text = override.partition('=')
+  if not sep or not key:
+    raise ValueError(f'--set takes key=value, got {override!r}')
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  *parents, name = key.split('.')
+  node = config
+  for parent in parents:
+    node = node[parent]
+  if name not in node:
+    raise KeyError(f'--set {override!r}: the config has no key {key!r}')
+  node[name] = value
+
+
+def row_name(variant: str, args) -> tuple[str, str]:
+  """(workdir name, row title) of a variant under `--tag`."""
+  if not args.tag:
+    return variant, VARIANT_TITLES[variant]
+  return f'{variant}_{args.tag}', f'{VARIANT_TITLES[variant]} ({args.tag})'
 
 
 def encode_splits(objective, params, model_state, data_config, limit: int | None):
@@ -132,26 +170,27 @@ def train_variant(variant: str, args) -> dict:
   """Trains (or resumes, or skips) one row and measures it; returns its table row."""
   from disentangle_jax.training import restore, train  # pylint: disable=g-import-not-at-top
 
-  workdir = os.path.join(args.workdir_root, variant)
+  name, title = row_name(variant, args)
+  workdir = os.path.join(args.workdir_root, name)
   row_file = os.path.join(workdir, 'table_row.json')
   config = variant_config(variant, args)
   if os.path.exists(row_file):
     with open(row_file) as f:
       row = json.load(f)
     if row.get('steps') == int(config.total_steps):
-      print(f'{VARIANT_TITLES[variant]}: done earlier ({row["steps"]} steps), skipped.', flush=True)
+      print(f'{title}: done earlier ({row["steps"]} steps), skipped.', flush=True)
       return row
   start = time.time()
   train.train_and_evaluate(config, workdir)
   trained = restore.load_trained_model(workdir)
   row = table_row(trained.objective, trained.params, trained.model_state, trained.config.data,
                   args.eval_examples)
-  row.update(variant=variant, title=VARIANT_TITLES[variant], steps=int(trained.step),
+  row.update(variant=variant, title=title, steps=int(trained.step),
              seconds=round(time.time() - start, 1))
   os.makedirs(workdir, exist_ok=True)
   with open(row_file, 'w') as f:
     json.dump(row, f, indent=1)
-  print(f'{VARIANT_TITLES[variant]}: {row["steps"]} steps in {row["seconds"]:.0f} s, '
+  print(f'{title}: {row["steps"]} steps in {row["seconds"]:.0f} s, '
         f'average mAP {row["average"]:.3f}', flush=True)
   return row
 
@@ -212,11 +251,18 @@ def main(argv=None):
   parser.add_argument('--data_dir', default=None, help='TFDS data dir')
   parser.add_argument('--builder_config', default='full', help="'full' (default) or 'small'")
   parser.add_argument('--batch_size', type=int, default=None, help='images per step (2 x pairs)')
+  parser.add_argument('--learning_rate', type=float, default=None,
+                      help="every group's Adam learning rate (default: the config's)")
   parser.add_argument('--eval_examples', type=int, default=None,
                       help='encode at most this many validation and test images (default all)')
   parser.add_argument('--narrow', action='store_true', help='tiny networks (smoke test only)')
   parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                      help='a config override for every variant trained (needs --tag)')
+  parser.add_argument('--tag', default='', help='names the --set runs and their rows')
   args = parser.parse_args(argv)
+  if args.set and not args.tag:
+    parser.error('--set changes the runs: name them with --tag')
   variants = [v.strip() for v in args.variants.split(',') if v.strip()]
   unknown = [v for v in variants if v not in VARIANTS]
   if unknown:
@@ -230,9 +276,10 @@ def main(argv=None):
   rows = [random_row(args)] + [train_variant(v, args) for v in ORDER if v in variants]
   table = format_table(rows)
   print(table)
-  with open(os.path.join(args.workdir_root, 'table.md'), 'w') as f:
+  suffix = f'_{args.tag}' if args.tag else ''
+  with open(os.path.join(args.workdir_root, f'table{suffix}.md'), 'w') as f:
     f.write(table + '\n')
-  with open(os.path.join(args.workdir_root, 'table.json'), 'w') as f:
+  with open(os.path.join(args.workdir_root, f'table{suffix}.json'), 'w') as f:
     json.dump(rows, f, indent=1)
   return rows
 

@@ -384,3 +384,30 @@ def test_celeba_without_the_data_stops_at_once_naming_it(tmp_path):
   message = str(error.value)
   assert 'celeb_a64' in message and str(tmp_path / 'empty') in message
   assert 'prepare_celeba.py' in message
+
+
+@pytest.mark.slow
+def test_table_script_runs_a_row_and_prints_the_papers_layout(tmp_path, tfds_data_dir):
+  spec = importlib.util.spec_from_file_location(
+      'reproduce_mixing_table', os.path.join(train_util.ROOT, 'bench', 'reproduce_mixing_table.py'))
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  argv = [f'--workdir_root={tmp_path}', '--variants=ae', '--steps=2', '--narrow',
+          '--builder_config=small', '--eval_examples=64', f'--data_dir={tfds_data_dir}']
+  random_row, ae_row = script.main(argv)
+  assert ae_row['steps'] == 2 and len(ae_row['map']) == 7
+  assert random_row['steps'] == 0
+  table = (tmp_path / 'table.md').read_text()
+  assert '| method | body | skin | vest | hair | arm | leg | pose | average |' in table
+  assert '| AE |' in table and '| Random (expected) |' in table and 'Hu et al. (2018)' in table
+  # A rerun skips the finished row instead of training it again.
+  again = script.main(argv)
+  assert again[1]['seconds'] == ae_row['seconds']
+  # Diagnostic rows: overrides need a tag, and name a key the config has.
+  with pytest.raises(SystemExit):
+    script.main(argv + ['--set=objective.lambda_gan=0.1'])
+  config = ml_collections.ConfigDict({'objective': {'lambda_gan': 1.0}})
+  script.apply_override(config, 'objective.lambda_gan=0.1')
+  assert config.objective.lambda_gan == 0.1
+  with pytest.raises(KeyError, match='no key'):
+    script.apply_override(config, 'objective.lambda_gn=0.1')
