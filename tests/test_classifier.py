@@ -185,6 +185,10 @@ def test_units_aligned_with_distractors_are_reported():
   assert summary['distractors'] == [8, 9]
   assert summary['units_best_on_distractor'] == [8, 9]
   assert summary['max_ap_on_distractor'] == pytest.approx(1.0)
+  # The planted distractor units are perfect: AP 1 over a base rate of about one half.
+  rate = presence.mean(axis=0)
+  assert summary['base_rate'] == pytest.approx(list(rate))
+  assert summary['max_ap_lift_on_distractor'] == pytest.approx(1.0 - min(rate[8], rate[9]))
 
 
 def test_digit_presence_and_distractors():

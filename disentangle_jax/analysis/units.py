@@ -163,7 +163,12 @@ def unit_analysis(objective, params, model_state, images: np.ndarray, labels: np
 
 def summarize(result: dict, distractors: Sequence[int] = ()) -> dict:
   """Counts of single-digit detectors (AP ≥ 0.5; precision@100 ≥ 0.9) and, with distractors,
-  the units whose best digit is one of them."""
+  the units whose best digit is one of them.
+
+  AP's chance level is a digit's base rate (the share of images that contain it): 0.2 for each
+  digit of the balanced pairs, but about 0.5 for a distractor that appears in every other image.
+  So the summary also gives each digit's base rate and, with distractors, the largest lift of AP
+  over the base rate (AP − base rate) on a distractor and on a task digit."""
   num_units = len(result['best_digit'])
   best = result['best_digit']
   p100 = result['precision_at_k'][np.arange(num_units), best, 0]
@@ -177,6 +182,7 @@ def summarize(result: dict, distractors: Sequence[int] = ()) -> dict:
       'detectors_precision_at_100_ge_0.9': int(by_p100.sum()),
       'digits_detected': sorted({int(d) for d in best[by_ap]}),
       'mean_alignment': float(result['alignment'].mean()),
+      'base_rate': [float(v) for v in result['base_rate']],
   }
   if 'ablation' in result:
     ab = result['ablation']
@@ -189,6 +195,10 @@ def summarize(result: dict, distractors: Sequence[int] = ()) -> dict:
     summary['units_best_on_distractor'] = [int(u) for u in np.flatnonzero(on)]
     summary['detectors_on_distractor_ap_ge_0.5'] = int((on & by_ap).sum())
     summary['max_ap_on_distractor'] = float(result['ap'][:, list(distractors)].max())
+    lift = result['ap'] - np.asarray(result['base_rate'])[None, :]
+    task = [d for d in range(lift.shape[1]) if d not in distractors]
+    summary['max_ap_lift_on_distractor'] = float(lift[:, list(distractors)].max())
+    summary['max_ap_lift_on_task_digit'] = float(lift[:, task].max())
     if 'ablation' in result:
       summary['accuracy_drop_of_distractor_units'] = [
           float(result['ablation']['accuracy_drop'][u]) for u in np.flatnonzero(on)]
@@ -227,7 +237,10 @@ def markdown(result: dict, summary: dict, title: str) -> str:
   if 'distractors' in summary:
     lines += [f"distractors {summary['distractors']}: units whose best digit is one "
               f"{summary['units_best_on_distractor']}, best AP on a distractor "
-              f"{summary['max_ap_on_distractor']:.3f}", '']
+              f"{summary['max_ap_on_distractor']:.3f} (base rate "
+              f"{max(summary['base_rate'][d] for d in summary['distractors']):.2f}); largest AP "
+              f"above base rate: {summary['max_ap_lift_on_distractor']:+.3f} on a distractor, "
+              f"{summary['max_ap_lift_on_task_digit']:+.3f} on a task digit", '']
   lines += ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for row in rows(result):
     cells = [str(row['unit']), str(row['best_digit']), f"{row['ap']:.3f}"]
