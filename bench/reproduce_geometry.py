@@ -13,7 +13,11 @@ held-out/trained reconstruction error). Ellipses (Ladjal, Newson, Pham 2019): a 
 PCA-like AE against a plain AE, a β-VAE and the PCA-like AE without covariance loss;
 `ellipses/<model>_navigation.png`, `<model>_attributes.png` (|correlation| of each component with
 area, axis ratio, diagonal ratio and the true factors), `<model>_components.png`,
-`attribute_correlations.md`. Each model trains in `<output_dir>/<experiment>/runs/<name>`; a rerun
+`attribute_correlations.md`. Grey-level disks (the PCA-like AE's documented failure case): a
+2-component PCA-like AE, with and without the covariance loss, on disks whose radius and grey
+level vary; `grey_disks/grey_correlations.md` and `<model>_grey_attributes.png` (|correlation| of
+each component with radius and grey level over the whole grid), `<model>_navigation.png`. Each
+model trains in `<output_dir>/<experiment>/runs/<name>`; a rerun
 resumes unfinished runs and reuses finished ones.
 
 Budgets (steps; the CPU times are rough, on a free 2-core machine): tiny (20 disk steps, 10 per
@@ -36,7 +40,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--budget', default='small', choices=sorted(geometry.BUDGETS))
-  parser.add_argument('--experiments', default='disks,ellipses')
+  parser.add_argument('--experiments', default=','.join(geometry.EXPERIMENTS))
   parser.add_argument('--data_dir', default=None, help='TFDS data dir (default: TFDS\'s own)')
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args(argv)
@@ -45,9 +49,10 @@ def main(argv=None):
                          experiments=[e for e in args.experiments.split(',') if e],
                          data_dir=args.data_dir, seed=args.seed,
                          configs_dir=os.path.join(ROOT, 'configs'))
-  for name in ('disks', 'ellipses'):
-    table = os.path.join(args.output_dir, name,
-                         'disk_scores.md' if name == 'disks' else 'attribute_correlations.md')
+  tables = {'disks': 'disk_scores.md', 'ellipses': 'attribute_correlations.md',
+            'grey_disks': 'grey_correlations.md'}
+  for name, table in tables.items():
+    table = os.path.join(args.output_dir, name, table)
     if name in results and os.path.isfile(table):
       print(f'\n{name}:\n' + open(table).read())
 

@@ -1,5 +1,7 @@
 """The geometric experiments' scores, attributes and plots, on known answers."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,17 @@ def test_networks_shapes_and_homogeneity():
                              rtol=1e-4, atol=1e-6)
   with pytest.raises(ValueError, match='power of two'):
     geometric.DiskEncoder(1).init(jax.random.key(0), jnp.zeros((1, 48, 48, 1)))
+
+
+@pytest.mark.slow
+def test_grey_disk_experiment_writes_its_table_and_pictures(tmp_path, tfds_data_dir):
+  results = geometry.run(str(tmp_path), budget='tiny', experiments=['grey_disks'],
+                         data_dir=tfds_data_dir)
+  out = tmp_path / 'grey_disks'
+  for model in geometry.GREY_MODELS:
+    table = np.asarray(results['grey_disks'][model]['attributes'])
+    assert table.shape == (2, 2) and np.all((table >= 0) & (table <= 1 + 1e-9))
+    assert (out / f'{model}_grey_attributes.png').is_file()
+    assert (out / f'{model}_navigation.png').is_file()
+  assert '| pcaae/z2 |' in (out / 'grey_correlations.md').read_text()
+  assert 'grey_disks' in json.loads((tmp_path / 'results.json').read_text())

@@ -38,6 +38,7 @@ from scipy import stats
 from disentangle_jax.data import pipeline
 from disentangle_jax.data.renderers import disks as disks_renderer
 from disentangle_jax.data.renderers import ellipses as ellipses_renderer
+from disentangle_jax.data.renderers import grey_disks as grey_disks_renderer
 from disentangle_jax.training import train as train_lib
 from disentangle_jax.visualization import heatmap, images as image_lib, plots
 
@@ -344,6 +345,58 @@ def run_ellipses(output_dir: str, budget: Budget, *, data_dir: str | None = None
   return results
 
 
+# -- grey-level disks -----------------------------------------------------------------------------
+
+
+GREY_MODELS = ('pcaae', 'pcaae_no_cov')
+
+
+def run_grey_disks(output_dir: str, budget: Budget, *, data_dir: str | None = None, seed: int = 0,
+                   models: Sequence[str] = GREY_MODELS, configs_dir: str | None = None) -> dict:
+  """The seed's failure case: a two-component PCA-like AE (and the same without the covariance
+  loss) on disks whose radius and grey level vary. Writes |corr(component, radius / grey level)|
+  over the whole grid (`grey_correlations.md`, `<model>_grey_attributes.png`) and navigation
+  grids; returns {model: {'attributes': [[...]], 'components': [[...]]}}."""
+  os.makedirs(output_dir, exist_ok=True)
+  sizes = grey_disks_renderer.FACTOR_SIZES
+  factors = np.stack(np.meshgrid(*[np.arange(n) for n in sizes], indexing='ij'), -1).reshape(-1, 2)
+  images = grey_disks_renderer.render(factors).astype(np.float32) / 255.0
+  columns = [grey_disks_renderer.factor_values(name)[factors[:, i]]
+             for i, name in enumerate(grey_disks_renderer.FACTOR_NAMES)]
+  results = {}
+  for model in models:
+    config = load_config('pcaae_disks', 'runlocal', configs_dir=configs_dir)
+    config.objective.steps_per_stage = budget.ellipse_stage_steps
+    if model == 'pcaae_no_cov':
+      config.objective.cov_weight = 0.0
+    config = _quiet(config, budget.ellipse_stage_steps * int(config.objective.num_stages),
+                    data_dir, seed, budget)
+    logging.info('grey disks: training %r for %d steps', model, config.total_steps)
+    objective, state = _train(config, os.path.join(output_dir, 'runs', model))
+    variables = state.variables()
+    encode = jax.jit(lambda x, o=objective, v=variables, s=state.model_state: o.encode(v, s, x))
+    codes = _batched(encode, images).astype(np.float64)
+    table = abs_correlations(codes, columns)
+    between = abs_correlations(codes, [codes[:, j] for j in range(codes.shape[1])])
+    results[model] = {'attributes': table.tolist(), 'components': between.tolist()}
+    labels = [f'z{i + 1}' for i in range(codes.shape[1])]
+    heatmap.heatmap_png(os.path.join(output_dir, f'{model}_grey_attributes.png'), table,
+                        row_labels=labels, col_labels=list(grey_disks_renderer.FACTOR_NAMES),
+                        vmin=0.0, vmax=1.0, title=f'{model}: |corr(component, factor)|')
+    grid, values = _navigation(objective, variables, state.model_state, codes)
+    image_lib.save_png(os.path.join(output_dir, f'{model}_navigation.png'),
+                       image_lib.labelled_grid(
+                           np.clip(grid, 0, 1), row_labels=labels,
+                           col_labels=[f'{v:+.1f} sd' for v in values],
+                           title=f'{model}: one component swept, the others at their mean'))
+  rows = {f'{m}/z{i + 1}': dict(zip(grey_disks_renderer.FACTOR_NAMES, r))
+          for m, res in results.items() for i, r in enumerate(res['attributes'])}
+  _write_tables(output_dir, 'grey_correlations', rows)
+  with open(os.path.join(output_dir, 'grey_results.json'), 'w') as f:
+    json.dump(results, f, indent=1)
+  return results
+
+
 # -- both -----------------------------------------------------------------------------------------
 
 
@@ -360,8 +413,11 @@ def _write_tables(output_dir: str, stem: str, rows: dict[str, dict[str, float]])
     f.write('\n'.join(lines) + '\n')
 
 
-def run(output_dir: str, *, budget: str | Budget = 'tiny', experiments: Sequence[str] = (
-    'disks', 'ellipses'), data_dir: str | None = None, seed: int = 0,
+EXPERIMENTS = ('disks', 'ellipses', 'grey_disks')
+
+
+def run(output_dir: str, *, budget: str | Budget = 'tiny', experiments: Sequence[str] = EXPERIMENTS,
+        data_dir: str | None = None, seed: int = 0,
         configs_dir: str | None = None) -> dict:
   """Runs the chosen experiments under `output_dir/<experiment>/`; returns their results.
 
@@ -371,9 +427,10 @@ def run(output_dir: str, *, budget: str | Budget = 'tiny', experiments: Sequence
     if budget not in BUDGETS:
       raise ValueError(f'budget {budget!r} is not one of {sorted(BUDGETS)}')
     budget = BUDGETS[budget]
-  unknown = set(experiments) - {'disks', 'ellipses'}
+  unknown = set(experiments) - set(EXPERIMENTS)
   if unknown:
-    raise ValueError(f'unknown experiments {sorted(unknown)}; choose among disks, ellipses')
+    raise ValueError(f'unknown experiments {sorted(unknown)}; choose among '
+                     f'{", ".join(EXPERIMENTS)}')
   results = {}
   if 'disks' in experiments:
     results['disks'] = run_disks(os.path.join(output_dir, 'disks'), budget, data_dir=data_dir,
@@ -381,6 +438,17 @@ def run(output_dir: str, *, budget: str | Budget = 'tiny', experiments: Sequence
   if 'ellipses' in experiments:
     results['ellipses'] = run_ellipses(os.path.join(output_dir, 'ellipses'), budget,
                                        data_dir=data_dir, seed=seed, configs_dir=configs_dir)
-  with open(os.path.join(output_dir, 'results.json'), 'w') as f:
-    json.dump({'budget': dataclasses.asdict(budget), **results}, f, indent=1)
+  if 'grey_disks' in experiments:
+    results['grey_disks'] = run_grey_disks(os.path.join(output_dir, 'grey_disks'), budget,
+                                           data_dir=data_dir, seed=seed, configs_dir=configs_dir)
+  summary_file = os.path.join(output_dir, 'results.json')
+  summary = {}
+  if os.path.isfile(summary_file):  # keep the experiments of an earlier call
+    with open(summary_file) as f:
+      summary = json.load(f)
+    if summary.get('budget') != dataclasses.asdict(budget):
+      summary = {}
+  summary.update(budget=dataclasses.asdict(budget), **results)
+  with open(summary_file, 'w') as f:
+    json.dump(summary, f, indent=1)
   return results
