@@ -28,9 +28,10 @@ import importlib.util
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
+
+from _timing import interleaved_rounds  # bench/, the script's folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -38,11 +39,6 @@ sys.path.insert(0, ROOT)
 SIZE, CHUNKS, CHUNK_SIZE = 64, 8, 64
 LR, B1 = 2e-4, 0.5
 LAMBDA_AE, LAMBDA_M, LAMBDA_G, LAMBDA_C = 10.0, 10.0, 1.0, 1.0
-
-
-def _load() -> str:
-  one, five, _ = os.getloadavg()
-  return f'load average {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores'
 
 
 def _images(pairs: int, seed: int = 0) -> np.ndarray:
@@ -201,16 +197,8 @@ def main(argv=None):
   except ImportError:
     print("(c)  PyTorch: not installed (pip install -e '.[bench]')")
 
-  for _, run in variants.values():
-    run(args.warmup)
-  print(f'before: {_load()}')
-  times = {key: [] for key in variants}
-  for _ in range(args.rounds):
-    for key, (_, run) in variants.items():
-      start = time.perf_counter()
-      run(args.steps)
-      times[key].append((time.perf_counter() - start) / args.steps)
-  print(f'after:  {_load()}')
+  times = interleaved_rounds({key: run for key, (_, run) in variants.items()},
+                             rounds=args.rounds, steps=args.steps, warmup=args.warmup)
 
   rate = {key: batch / min(t) for key, t in times.items()}
   for key, (label, _) in variants.items():

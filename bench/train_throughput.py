@@ -27,18 +27,14 @@ import functools
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
+
+from _timing import interleaved_rounds  # bench/, the script's folder
 
 BATCH, SIZE, LATENTS, BETA, LR = 64, 64, 10, 4.0, 1e-4
 ENC = (32, 32, 64, 64)
 DEC = (64, 32, 32, 1)
-
-
-def _load() -> str:
-  one, five, _ = os.getloadavg()
-  return f'load average {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores'
 
 
 def _images(seed=0):
@@ -252,16 +248,8 @@ def main(argv=None):
     except ImportError:
       print("(c)  PyTorch: not installed (pip install -e '.[bench]')")
 
-  for _, run in variants.values():
-    run(args.warmup)
-  print(f'before: {_load()}')
-  times = {key: [] for key in variants}
-  for _ in range(args.rounds):
-    for key, (_, run) in variants.items():
-      start = time.perf_counter()
-      run(args.steps)
-      times[key].append((time.perf_counter() - start) / args.steps)
-  print(f'after:  {_load()}')
+  times = interleaved_rounds({key: run for key, (_, run) in variants.items()},
+                             rounds=args.rounds, steps=args.steps, warmup=args.warmup)
 
   rate = {key: BATCH / min(t) for key, t in times.items()}
   for key, (label, _) in variants.items():

@@ -103,7 +103,7 @@ def test_grey_disk_experiment_writes_its_table_and_pictures(tmp_path, tfds_data_
   for model in geometry.GREY_MODELS:
     table = np.asarray(results['grey_disks'][model]['attributes'])
     assert table.shape == (2, 2) and np.all((table >= 0) & (table <= 1 + 1e-9))
-    assert (out / f'{model}_grey_attributes.png').is_file()
+    assert (out / f'{model}_attributes.png').is_file()
     assert (out / f'{model}_navigation.png').is_file()
   assert '| pcaae/z2 |' in (out / 'grey_correlations.md').read_text()
   assert 'grey_disks' in json.loads((tmp_path / 'results.json').read_text())

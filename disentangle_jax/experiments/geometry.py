@@ -306,6 +306,32 @@ def _navigation(objective, variables, model_state, codes: np.ndarray, steps: int
   return np.stack(rows), values
 
 
+def _score_components(output_dir: str, model: str, objective, state, images: np.ndarray,
+                      columns: Sequence[np.ndarray], names: Sequence[str]) -> dict:
+  """Encodes `images`; writes `<model>_attributes.png` (|corr| of each component with each
+  column), `<model>_components.png` (between components) and `<model>_navigation.png`; returns
+  {'attributes': [[...]], 'components': [[...]]}."""
+  variables = state.variables()
+  encode = jax.jit(lambda x: objective.encode(variables, state.model_state, x))
+  codes = _batched(encode, images).astype(np.float64)
+  table = abs_correlations(codes, columns)
+  between = abs_correlations(codes, [codes[:, j] for j in range(codes.shape[1])])
+  labels = [f'z{i + 1}' for i in range(codes.shape[1])]
+  heatmap.heatmap_png(os.path.join(output_dir, f'{model}_attributes.png'), table,
+                      row_labels=labels, col_labels=list(names), vmin=0.0, vmax=1.0,
+                      title=f'{model}: |corr(component, attribute)|')
+  heatmap.heatmap_png(os.path.join(output_dir, f'{model}_components.png'), between,
+                      row_labels=labels, col_labels=labels, vmin=0.0, vmax=1.0,
+                      title=f'{model}: |corr(z_i, z_j)|')
+  grid, values = _navigation(objective, variables, state.model_state, codes)
+  image_lib.save_png(os.path.join(output_dir, f'{model}_navigation.png'),
+                     image_lib.labelled_grid(
+                         np.clip(grid, 0, 1), row_labels=labels,
+                         col_labels=[f'{v:+.1f} sd' for v in values],
+                         title=f'{model}: one component swept, the others at their mean'))
+  return {'attributes': table.tolist(), 'components': between.tolist()}
+
+
 def run_ellipses(output_dir: str, budget: Budget, *, data_dir: str | None = None, seed: int = 0,
                  models: Sequence[str] = ELLIPSE_MODELS, configs_dir: str | None = None) -> dict:
   """Trains every ellipse model and writes the correlation tables, heatmaps and navigation grids
@@ -318,30 +344,10 @@ def run_ellipses(output_dir: str, budget: Budget, *, data_dir: str | None = None
     config = _ellipse_config(model, budget, data_dir, seed, configs_dir)
     logging.info('ellipses: training %r for %d steps', model, config.total_steps)
     objective, state = _train(config, os.path.join(output_dir, 'runs', model))
-    variables = state.variables()
-    encode = jax.jit(lambda x, o=objective, v=variables, s=state.model_state: o.encode(v, s, x))
-    codes = _batched(encode, images).astype(np.float64)
-    table = abs_correlations(codes, columns)
-    between = abs_correlations(codes, [codes[:, j] for j in range(codes.shape[1])])
-    results[model] = {'attributes': table.tolist(), 'components': between.tolist()}
-    labels = [f'z{i + 1}' for i in range(codes.shape[1])]
-    heatmap.heatmap_png(os.path.join(output_dir, f'{model}_attributes.png'), table,
-                        row_labels=labels, col_labels=list(ATTRIBUTES), vmin=0.0, vmax=1.0,
-                        title=f'{model}: |corr(component, attribute)|')
-    heatmap.heatmap_png(os.path.join(output_dir, f'{model}_components.png'), between,
-                        row_labels=labels, col_labels=labels, vmin=0.0, vmax=1.0,
-                        title=f'{model}: |corr(z_i, z_j)|')
-    grid, values = _navigation(objective, variables, state.model_state, codes)
-    image_lib.save_png(os.path.join(output_dir, f'{model}_navigation.png'),
-                       image_lib.labelled_grid(
-                           np.clip(grid, 0, 1), row_labels=labels,
-                           col_labels=[f'{v:+.1f} sd' for v in values],
-                           title=f'{model}: one component swept, the others at their mean'))
-  rows = {f'{m}/z{i + 1}': dict(zip(ATTRIBUTES, r))
-          for m, res in results.items() for i, r in enumerate(res['attributes'])}
-  _write_tables(output_dir, 'attribute_correlations', rows)
-  with open(os.path.join(output_dir, 'ellipse_results.json'), 'w') as f:
-    json.dump(results, f, indent=1)
+    results[model] = _score_components(output_dir, model, objective, state, images, columns,
+                                       ATTRIBUTES)
+  _write_component_results(output_dir, 'attribute_correlations', 'ellipse_results', results,
+                           ATTRIBUTES)
   return results
 
 
@@ -355,8 +361,8 @@ def run_grey_disks(output_dir: str, budget: Budget, *, data_dir: str | None = No
                    models: Sequence[str] = GREY_MODELS, configs_dir: str | None = None) -> dict:
   """The seed's failure case: a two-component PCA-like AE (and the same without the covariance
   loss) on disks whose radius and grey level vary. Writes |corr(component, radius / grey level)|
-  over the whole grid (`grey_correlations.md`, `<model>_grey_attributes.png`) and navigation
-  grids; returns {model: {'attributes': [[...]], 'components': [[...]]}}."""
+  over the whole grid (`grey_correlations.md`, `<model>_attributes.png`), between components and
+  navigation grids; returns {model: {'attributes': [[...]], 'components': [[...]]}}."""
   os.makedirs(output_dir, exist_ok=True)
   sizes = grey_disks_renderer.FACTOR_SIZES
   factors = np.stack(np.meshgrid(*[np.arange(n) for n in sizes], indexing='ij'), -1).reshape(-1, 2)
@@ -373,31 +379,24 @@ def run_grey_disks(output_dir: str, budget: Budget, *, data_dir: str | None = No
                     data_dir, seed, budget)
     logging.info('grey disks: training %r for %d steps', model, config.total_steps)
     objective, state = _train(config, os.path.join(output_dir, 'runs', model))
-    variables = state.variables()
-    encode = jax.jit(lambda x, o=objective, v=variables, s=state.model_state: o.encode(v, s, x))
-    codes = _batched(encode, images).astype(np.float64)
-    table = abs_correlations(codes, columns)
-    between = abs_correlations(codes, [codes[:, j] for j in range(codes.shape[1])])
-    results[model] = {'attributes': table.tolist(), 'components': between.tolist()}
-    labels = [f'z{i + 1}' for i in range(codes.shape[1])]
-    heatmap.heatmap_png(os.path.join(output_dir, f'{model}_grey_attributes.png'), table,
-                        row_labels=labels, col_labels=list(grey_disks_renderer.FACTOR_NAMES),
-                        vmin=0.0, vmax=1.0, title=f'{model}: |corr(component, factor)|')
-    grid, values = _navigation(objective, variables, state.model_state, codes)
-    image_lib.save_png(os.path.join(output_dir, f'{model}_navigation.png'),
-                       image_lib.labelled_grid(
-                           np.clip(grid, 0, 1), row_labels=labels,
-                           col_labels=[f'{v:+.1f} sd' for v in values],
-                           title=f'{model}: one component swept, the others at their mean'))
-  rows = {f'{m}/z{i + 1}': dict(zip(grey_disks_renderer.FACTOR_NAMES, r))
-          for m, res in results.items() for i, r in enumerate(res['attributes'])}
-  _write_tables(output_dir, 'grey_correlations', rows)
-  with open(os.path.join(output_dir, 'grey_results.json'), 'w') as f:
-    json.dump(results, f, indent=1)
+    results[model] = _score_components(output_dir, model, objective, state, images, columns,
+                                       grey_disks_renderer.FACTOR_NAMES)
+  _write_component_results(output_dir, 'grey_correlations', 'grey_results', results,
+                           grey_disks_renderer.FACTOR_NAMES)
   return results
 
 
 # -- both -----------------------------------------------------------------------------------------
+
+
+def _write_component_results(output_dir: str, table_stem: str, json_stem: str, results: dict,
+                             names: Sequence[str]) -> None:
+  """The models' |corr| tables as `<table_stem>.{csv,md}` and everything as `<json_stem>.json`."""
+  rows = {f'{m}/z{i + 1}': dict(zip(names, r))
+          for m, res in results.items() for i, r in enumerate(res['attributes'])}
+  _write_tables(output_dir, table_stem, rows)
+  with open(os.path.join(output_dir, f'{json_stem}.json'), 'w') as f:
+    json.dump(results, f, indent=1)
 
 
 def _write_tables(output_dir: str, stem: str, rows: dict[str, dict[str, float]]) -> None:
