@@ -143,12 +143,24 @@ def test_space_to_depth_round_trip_and_kernel_layout():
   assert fast_conv.s2d_kernel(jnp.ones((3, 3, 2, 5))).shape == (2, 2, 8, 5)
 
 
+@pytest.mark.parametrize('strides,groups', [((1, 1), 2), ((2, 2), 2), ((1, 1), 3)])
+def test_grouped_convs_as_one_conv_per_group_are_exact(strides, groups):
+  x, w = random_pair(4, (2, 9, 9, 6), (3, 3, 6 // groups, 6))
+
+  def loss(fn):
+    return lambda x, w: jnp.sum(jnp.sin(fn(x, w)))
+
+  fast = lambda x, w: fast_conv.conv2d(x, w, strides, 'SAME', impl='fast',
+                                       feature_group_count=groups)
+  ref = lambda x, w: lax.conv_general_dilated(x, w, strides, 'SAME', dimension_numbers=DN,
+                                              feature_group_count=groups,
+                                              precision=lax.Precision.HIGHEST)
+  np.testing.assert_allclose(fast(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
+  for got, want in zip(jax.grad(loss(fast), (0, 1))(x, w), jax.grad(loss(ref), (0, 1))(x, w)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_unsupported_cases_fall_back_to_xla():
-  x, w = random_pair(4, (2, 9, 9, 4), (3, 3, 2, 6))
-  grouped = fast_conv.conv2d(x, w, (2, 2), 'SAME', impl='fast', feature_group_count=2)
-  ref = lax.conv_general_dilated(x, w, (2, 2), 'SAME', dimension_numbers=DN,
-                                 feature_group_count=2)
-  np.testing.assert_allclose(grouped, ref, rtol=1e-5, atol=1e-5)
   x, w = random_pair(5, (2, 9, 9, 4), (3, 3, 4, 6))
   for strides in ((1, 1), (2, 1)):
     got = fast_conv.conv2d(x, w, strides, 'SAME', impl='fast')
