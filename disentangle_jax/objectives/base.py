@@ -25,7 +25,9 @@ generator's loss on the discriminator) without updating them.
   'sequential': groups are updated one after another in `groups` order on the same batch, each
     pass seeing the parameters and the model state (BatchNorm statistics) left by the passes
     before it (the mixing autoencoder's generator, classifier, discriminator). Each group's logged
-    loss is the one of its own pass.
+    loss is the one of its own pass. `model_state_owners()` ({model-state key: group}) keeps an
+    entry's new value from its owner's pass only: the other passes leave it as it was, and the
+    forward computations that only fed it are compiled away.
 `update_every()`: {group: k} updates a group on every k-th step only (default 1; config key
 `objective.update_every`, e.g. {'discriminator': 5}).
 
@@ -149,6 +151,11 @@ class Objective(abc.ABC):
       if int(k) < 1:
         raise ValueError(f'config.objective.update_every.{group} must be >= 1, got {k}')
     return {g: int(k) for g, k in every.items() if int(k) != 1}
+
+  def model_state_owners(self) -> dict[str, str]:
+    """{model-state key: group}: in 'sequential' order, that entry (e.g. a network's BatchNorm
+    statistics) moves in its group's pass only; entries not named move in every pass."""
+    return {}
 
   def stages(self) -> tuple[Stage, ...]:
     """The run's stages in order; by default one stage of `config.total_steps` steps."""

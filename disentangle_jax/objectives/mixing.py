@@ -23,8 +23,8 @@ code); `decode` returns (tanh + 1) / 2 in [0, 1] as the protocol asks, and `enco
 chunked feature f [B, n·d] that the retrieval metric scores chunk by chunk.
 D and C run in train mode (batch statistics; D sees x1 and x3 in separate calls, as the released
 code's two discriminator calls). Their running statistics are carried in the model state and move
-in each of a step's three passes (each pass runs every network in train mode); no evaluation or
-picture uses D or C.
+in their own group's pass only (`model_state_owners`); no evaluation or picture uses them, and
+so the classifier's pass does not run D and the discriminator's pass does not run C.
 
 Config (`config.objective`):
   name: 'mixing'
@@ -186,6 +186,9 @@ class MixingAutoencoder(Objective):
       raise ValueError(f'the mixing objective needs a batch of at least 2 images (x1 and x2), '
                        f'got {images.shape[0]}; raise config.batch_size')
     return images[:half], images[half:2 * half]
+
+  def model_state_owners(self) -> dict[str, str]:
+    return {name: name for name in ('classifier', 'discriminator') if name in self.groups}
 
   def sample_mask(self, rng, num_pairs: int) -> jax.Array:
     """[B, n] chunk mask, 1 = chunk from x1 (one draw per batch unless `mask_per_example`)."""

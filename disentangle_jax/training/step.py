@@ -42,6 +42,17 @@ def make_train_step(objective: Objective, trainable: Sequence[str] | None = None
                      f'{type(objective).__name__} {objective.groups}')
   every = objective.update_every()
   sequential = objective.update_order == 'sequential'
+  owners = objective.model_state_owners()
+  unknown_owners = sorted(set(owners.values()) - set(objective.groups))
+  if unknown_owners:
+    raise ValueError(f'{type(objective).__name__}.model_state_owners() names unknown groups '
+                     f'{unknown_owners}; its groups are {objective.groups}')
+
+  def owned_state(group, old, new):
+    """The model state after `group`'s pass: entries owned by other groups keep `old`."""
+    if not owners:
+      return new
+    return {k: (v if owners.get(k, group) == group else old[k]) for k, v in new.items()}
 
   def grads_and_aux(group, params, frozen, model_state, batch, rng, step):
     def loss_fn(group_params):
@@ -62,7 +73,8 @@ def make_train_step(objective: Objective, trainable: Sequence[str] | None = None
       grads, (losses, (new_model_state, metrics)) = grads_and_aux(
           group, params, frozen, model_state, batch, rng, step)
       new_params, new_opt = apply_update(group, grads, opt_state[group], params[group])
-      return new_params, new_opt, new_model_state, losses[group], metrics
+      return (new_params, new_opt, owned_state(group, model_state, new_model_state),
+              losses[group], metrics)
 
     def skip(_):
       losses, (_, metrics) = objective.losses({**params, **frozen}, model_state, batch, rng, step)
