@@ -94,6 +94,30 @@ def test_sequential_three_groups_match_a_hand_written_update():
   assert float(jnp.abs(state.model_state['running']).sum()) > 0
 
 
+def test_owned_model_state_moves_in_its_owners_pass_only():
+  objective = get_objective('toy_three_groups')(_config('toy_three_groups'), SHAPE)
+  objective.model_state_owners = lambda: {'running': 'b'}
+  rng, batch = jax.random.key(3), _batch()
+  state = create_train_state(objective, jax.random.key(0), batch)
+  new, _ = jax.jit(make_train_step(objective))(state, batch, rng)
+  # Written out: pass a leaves the state alone; pass b's value is kept; pass c leaves it alone.
+  step_rng = jax.random.fold_in(rng, state.step)
+  params = dict(state.params)
+  for group, lr in (('a', 0.05), ('b', 0.10), ('c', 0.15)):
+    def loss_fn(p, group=group):
+      losses, (new_state, _) = objective.losses({**params, group: p}, state.model_state, batch,
+                                                step_rng, state.step)
+      return losses[group], new_state
+    grads, new_state = jax.grad(loss_fn, has_aux=True)(params[group])
+    if group == 'b':
+      want = new_state['running']
+    params[group] = params[group] - lr * grads
+  np.testing.assert_allclose(new.model_state['running'], want, rtol=1e-6, atol=1e-7)
+  objective.model_state_owners = lambda: {'running': 'd'}
+  with pytest.raises(ValueError, match='unknown groups'):
+    make_train_step(objective)
+
+
 def test_update_every_skips_a_group_without_touching_its_optimizer():
   config = _config('toy_three_groups', update_every={'c': 2})
   objective = get_objective('toy_three_groups')(config, SHAPE)
