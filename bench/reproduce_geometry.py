@@ -15,7 +15,7 @@ PCA-like AE against a plain AE, a β-VAE and the PCA-like AE without covariance 
 area, axis ratio, diagonal ratio and the true factors), `<model>_components.png`,
 `attribute_correlations.md`. Grey-level disks (the PCA-like AE's documented failure case): a
 2-component PCA-like AE, with and without the covariance loss, on disks whose radius and grey
-level vary; `grey_disks/grey_correlations.md` and `<model>_grey_attributes.png` (|correlation| of
+level vary; `grey_disks/grey_correlations.md` and `<model>_attributes.png` (|correlation| of
 each component with radius and grey level over the whole grid), `<model>_navigation.png`. Each
 model trains in `<output_dir>/<experiment>/runs/<name>`; a rerun
 resumes unfinished runs and reuses finished ones.
