@@ -15,9 +15,9 @@ Networks: the paper's dSprites row (Table 1), fully connected 1200-1200 encoder 
   cpu   (default) 5 β_norm × M ∈ {5, 10, 20} × 2 seeds = 30 runs of 500 steps on the `small`
         dSprites grid; metrics on 500/250 BetaVAE points (32 pairs each), 300/150 FactorVAE
         votes, 4,000 MIG samples. Each M has raw β below and above 1 (raw β = β_norm·4096/M:
-        M=20 0.1…7, M=10 0.2…14, M=5 0.4…29). About an hour on 2 free cores (an estimate from
-        0.38 CPU-s per training step at batch 64 and ~25 CPU-s of start-up per run, measured on a
-        busy machine; the sweep's log gives each run's time and the time left after each run).
+        M=20 0.1…7, M=10 0.2…14, M=5 0.4…29). About 35 minutes on 2 cores (measured: runs of
+        35-170 s, then about 8 s of scoring each; the sweep's log gives each run's time and the
+        time left after each run).
   tiny  2 β_norm × M = 10 × 1 seed, 40 steps, small samples: proves the pipeline in minutes.
   gpu   9 β_norm × M ∈ {5, 10, 20, 50} × 3 seeds, 30,000 steps on the full grid, dlib's metric
         sample sizes (10,000/5,000).
