@@ -26,12 +26,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import statistics
 import sys
 
 import numpy as np
 
-from _timing import interleaved_rounds  # bench/, the script's folder
+from _timing import interleaved_rounds, report  # bench/, the script's folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -197,15 +196,8 @@ def main(argv=None):
   except ImportError:
     print("(c)  PyTorch: not installed (pip install -e '.[bench]')")
 
-  times = interleaved_rounds({key: run for key, (_, run) in variants.items()},
-                             rounds=args.rounds, steps=args.steps, warmup=args.warmup)
-
-  rate = {key: batch / min(t) for key, t in times.items()}
-  for key, (label, _) in variants.items():
-    print(f'{label:28s} {rate[key]:7.1f} images/s  ({min(times[key]):6.2f} s/step; '
-          f'median {batch / statistics.median(times[key]):.1f} images/s)')
-  if 'c' in rate:
-    print(f'ratio (a)/(c) = {rate["a"] / rate["c"]:.2f}')
+  times = interleaved_rounds(variants, rounds=args.rounds, steps=args.steps, warmup=args.warmup)
+  report(variants, times, batch, [('a', 'c')])
 
 
 if __name__ == '__main__':

@@ -28,14 +28,14 @@ Budgets:
 
 Diagnostic rows: `--set=key=value` (repeatable) overrides the config of every variant trained,
 and `--tag=NAME` (required with `--set`) keeps those runs apart, in `<root>/<variant>_<NAME>`, as
-rows titled `<row> (NAME)`; e.g. the full model with a weaker adversary:
+rows titled `<row> (NAME)` of `<root>/table_<NAME>.md` (with their own Random row); e.g. the full
+model with a weaker adversary:
 `--variants=mix_c_g --set=objective.lambda_gan=0.1 --tag=lambda_g_0.1`.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.util
 import json
 import os
@@ -93,10 +93,6 @@ def variant_config(variant: str, args):
       config.total_steps = args.steps or CPU_STEPS
     if args.batch_size:
       config.batch_size = args.batch_size
-    if args.learning_rate:
-      for optimizer in (config.optimizer, config.objective.classifier_optimizer,
-                        config.objective.discriminator_optimizer):
-        optimizer.learning_rate = args.learning_rate
     config.evaluators = {}  # the table is measured after training, on validation and test
     config.eval_every = config.total_steps
     config.image_every = config.total_steps
@@ -110,15 +106,11 @@ def variant_config(variant: str, args):
 
 
 def apply_override(config, override: str) -> None:
-  """'objective.lambda_gan=0.1' → config.objective.lambda_gan = 0.1 (a Python literal, else the
-  string)."""
-  key, sep, text = override.partition('=')
-  if not sep or not key:
-    raise ValueError(f'--set takes key=value, got {override!r}')
-  try:
-    value = ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    value = text
+  """'objective.lambda_gan=0.1' → config.objective.lambda_gan = 0.1 (read as the sweeps'
+  `--set`)."""
+  from disentangle_jax import sweeps  # pylint: disable=g-import-not-at-top
+
+  key, value = sweeps.parse_assignment(override, many=False)
   *parents, name = key.split('.')
   node = config
   for parent in parents:
@@ -128,11 +120,15 @@ def apply_override(config, override: str) -> None:
   node[name] = value
 
 
+def tag_suffix(args) -> str:
+  """'_<tag>' for the `--tag` runs' workdirs and files, '' otherwise."""
+  return f'_{args.tag}' if args.tag else ''
+
+
 def row_name(variant: str, args) -> tuple[str, str]:
   """(workdir name, row title) of a variant under `--tag`."""
-  if not args.tag:
-    return variant, VARIANT_TITLES[variant]
-  return f'{variant}_{args.tag}', f'{VARIANT_TITLES[variant]} ({args.tag})'
+  title = VARIANT_TITLES[variant] + (f' ({args.tag})' if args.tag else '')
+  return variant + tag_suffix(args), title
 
 
 def encode_splits(objective, params, model_state, data_config, limit: int | None):
@@ -201,9 +197,9 @@ def random_row(args) -> dict:
   from disentangle_jax.training import train  # pylint: disable=g-import-not-at-top
 
   config = variant_config('mix_c_g', args)
-  row_file = os.path.join(args.workdir_root, 'random_row.json')
+  row_file = os.path.join(args.workdir_root, f'random_row{tag_suffix(args)}.json')
   key = {'builder_config': args.builder_config, 'eval_examples': args.eval_examples,
-         'seed': args.seed, 'narrow': args.narrow, 'budget': args.budget}
+         'seed': args.seed, 'narrow': args.narrow, 'budget': args.budget, 'set': args.set}
   if os.path.exists(row_file):
     with open(row_file) as f:
       row = json.load(f)
@@ -251,8 +247,6 @@ def main(argv=None):
   parser.add_argument('--data_dir', default=None, help='TFDS data dir')
   parser.add_argument('--builder_config', default='full', help="'full' (default) or 'small'")
   parser.add_argument('--batch_size', type=int, default=None, help='images per step (2 x pairs)')
-  parser.add_argument('--learning_rate', type=float, default=None,
-                      help="every group's Adam learning rate (default: the config's)")
   parser.add_argument('--eval_examples', type=int, default=None,
                       help='encode at most this many validation and test images (default all)')
   parser.add_argument('--narrow', action='store_true', help='tiny networks (smoke test only)')
@@ -276,10 +270,9 @@ def main(argv=None):
   rows = [random_row(args)] + [train_variant(v, args) for v in ORDER if v in variants]
   table = format_table(rows)
   print(table)
-  suffix = f'_{args.tag}' if args.tag else ''
-  with open(os.path.join(args.workdir_root, f'table{suffix}.md'), 'w') as f:
+  with open(os.path.join(args.workdir_root, f'table{tag_suffix(args)}.md'), 'w') as f:
     f.write(table + '\n')
-  with open(os.path.join(args.workdir_root, f'table{suffix}.json'), 'w') as f:
+  with open(os.path.join(args.workdir_root, f'table{tag_suffix(args)}.json'), 'w') as f:
     json.dump(rows, f, indent=1)
   return rows
 

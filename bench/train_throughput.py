@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import sys
 
 import numpy as np
 
-from _timing import interleaved_rounds  # bench/, the script's folder
+from _timing import interleaved_rounds, report  # bench/, the script's folder
 
 BATCH, SIZE, LATENTS, BETA, LR = 64, 64, 10, 4.0, 1e-4
 ENC = (32, 32, 64, 64)
@@ -248,17 +247,8 @@ def main(argv=None):
     except ImportError:
       print("(c)  PyTorch: not installed (pip install -e '.[bench]')")
 
-  times = interleaved_rounds({key: run for key, (_, run) in variants.items()},
-                             rounds=args.rounds, steps=args.steps, warmup=args.warmup)
-
-  rate = {key: BATCH / min(t) for key, t in times.items()}
-  for key, (label, _) in variants.items():
-    med = BATCH / statistics.median(times[key])
-    print(f'{label:42s} {rate[key]:7.0f} images/s  ({1e3 * min(times[key]):6.1f} ms/step; '
-          f'median {med:.0f} images/s)')
-  for num, den in (('a', 'c'), ("a'", 'c'), ('b', 'c'), ('a', 'b'), ("a'", 'b')):
-    if num in rate and den in rate:
-      print(f'ratio ({num})/({den}) = {rate[num] / rate[den]:.2f}')
+  times = interleaved_rounds(variants, rounds=args.rounds, steps=args.steps, warmup=args.warmup)
+  report(variants, times, BATCH, [('a', 'c'), ("a'", 'c'), ('b', 'c'), ('a', 'b'), ("a'", 'b')])
 
 
 if __name__ == '__main__':

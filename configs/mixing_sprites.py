@@ -24,8 +24,6 @@ where the paper's networks at 64×64 take 2.3 s), 16 pairs per step, 400 steps, 
 evaluation.
 """
 
-import ml_collections
-
 from configs import _mixing
 
 
@@ -58,8 +56,7 @@ def get_config(arg=None):
   c.evaluators = evaluators(args.runlocal, c.objective.num_chunks)
   if args.runlocal:
     c.data.image_size = RUNLOCAL_IMAGE_SIZE
-    for key, value in RUNLOCAL_MODEL.items():
-      c.model[key] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+    c.model.update(RUNLOCAL_MODEL)
     c.total_steps = 400
     c.image_every = 200
     c.checkpoint_every = 200
