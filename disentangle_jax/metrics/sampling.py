@@ -16,7 +16,11 @@ the same seed gives the same factors, whatever the batch size.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import concurrent.futures
+import contextlib
+import contextvars
+import math
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -26,6 +30,9 @@ EncodeFn = Callable[[np.ndarray], Any]
 DEFAULT_BATCH_SIZE = 16
 #: Images rendered and encoded per call when a metric needs many (BetaVAE, FactorVAE votes).
 DEFAULT_CHUNK_SIZE = 1024
+#: Bytes of float32 images per piece of a rendering stream (`stream_size`): well under glibc's
+#: largest mmap threshold (32 MiB), so the pieces' buffers are reused, not mapped per piece.
+STREAM_BYTES = 8 * 1024 * 1024
 
 
 def encode_in_batches(
@@ -58,18 +65,56 @@ def encode_in_batches(
     batch = images[start : start + batch_size]
     b = batch.shape[0]
     if pad and b < batch_size:
-      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - b, axis=0)], axis=0)
+      padded = np.empty((batch_size, *batch.shape[1:]), batch.dtype)
+      padded[:b] = batch
+      padded[b:] = batch[-1:]
+      batch = padded
     codes = np.asarray(encode_fn(batch), dtype=np.float64)
     if codes.ndim != 2 or codes.shape[0] != batch.shape[0]:
       raise ValueError(
         f'encode_fn must map [b, H, W, C] to [b, D]; got {codes.shape} for {batch.shape}'
       )
     out.append(codes[:b])
-  codes = np.concatenate(out, axis=0)
+  codes = out[0] if len(out) == 1 else np.concatenate(out, axis=0)
   if check_finite and not np.all(np.isfinite(codes)):
     bad = np.flatnonzero(~np.all(np.isfinite(codes), axis=0))
     raise ValueError(f'the encoder returned NaN or infinite codes (code dimensions {bad.tolist()})')
+  _report_encoded(n)
   return codes
+
+
+def stream_size(ground_truth, batch_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
+  """Images rendered per piece of `codes_for_factors`' stream: about `STREAM_BYTES` of float32
+  images, a multiple of `batch_size`, at most `chunk_size` (rounded down to whole batches)."""
+  shape = getattr(ground_truth, 'image_shape', None)
+  image_bytes = 4 * math.prod(shape) if shape else 4 * 64 * 64 * 3
+  chunk = max(batch_size, (chunk_size // batch_size) * batch_size)
+  target = max(batch_size, (STREAM_BYTES // image_bytes) // batch_size * batch_size)
+  return min(chunk, target)
+
+
+def stream_images(
+  images_fn: Callable[[np.ndarray], np.ndarray], factors: np.ndarray, piece: int
+) -> Iterator[np.ndarray]:
+  """Yields `images_fn(factors[i : i + piece])` for i = 0, piece, 2 piece, ...; the next piece
+  is rendered on a worker thread while the caller works on (encodes) this one.
+
+  The renderers are numpy, which releases the GIL in its array loops, and a jitted encoder runs
+  without it: the two overlap on two cores. Small pieces keep each one's temporaries under
+  malloc's mmap threshold, so they are reused rather than mapped (and page-faulted) afresh.
+  """
+  n = factors.shape[0]
+  if n == 0:
+    return
+  with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='render') as pool:
+    pending = pool.submit(images_fn, factors[:piece])
+    for start in range(0, n, piece):
+      images = pending.result()
+      following = start + piece
+      if following < n:
+        pending = pool.submit(images_fn, factors[following : following + piece])
+      yield images
+      del images  # the piece's memory is free (for the next but one) before the next wait
 
 
 def codes_for_factors(
@@ -82,18 +127,47 @@ def codes_for_factors(
 ) -> np.ndarray:
   """Renders `factors [n, K]` and encodes them; returns codes `[n, D]`.
 
-  Rendering goes `chunk_size` factor rows at a time so that memory stays bounded when `n` is large
-  (a BetaVAE score encodes 1.9 million images).
+  Images are rendered a piece at a time (`stream_size`: a few MB, whole batches, at most
+  `chunk_size`), the next piece while this one is encoded (`stream_images`), so memory stays
+  bounded when `n` is large (a BetaVAE score encodes 1.9 million images) and rendering overlaps
+  encoding. Batches start at multiples of `batch_size`, whatever the pieces, so codes are the
+  same as encoding all images at once.
   """
   factors = np.asarray(factors)
   if factors.ndim != 2:
     raise ValueError(f'factors must be [n, K], got shape {factors.shape}')
-  chunk = max(batch_size, (chunk_size // batch_size) * batch_size)
-  out = []
-  for start in range(0, factors.shape[0], chunk):
-    images = ground_truth.images_for(factors[start : start + chunk])
-    out.append(encode_in_batches(encode_fn, images, batch_size))
-  return np.concatenate(out, axis=0)
+  piece = stream_size(ground_truth, batch_size, chunk_size)
+  out = [
+    encode_in_batches(encode_fn, images, batch_size)
+    for images in stream_images(ground_truth.images_for, factors, piece)
+  ]
+  if not out:
+    raise ValueError('no images to encode')
+  return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
+
+
+# Who is told about encoded images (`report_encoded`); a context variable, so that threads and
+# nested evaluations each see their own.
+_ON_ENCODED: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+  'on_encoded', default=None
+)
+
+
+@contextlib.contextmanager
+def report_encoded(callback: Callable[[int], None]) -> Iterator[None]:
+  """Within the block, `callback(n)` runs after every `encode_in_batches` call with the number of
+  images it encoded (a progress line counts them; see `training.progress.TaskProgress`)."""
+  token = _ON_ENCODED.set(callback)
+  try:
+    yield
+  finally:
+    _ON_ENCODED.reset(token)
+
+
+def _report_encoded(n: int) -> None:
+  callback = _ON_ENCODED.get()
+  if callback is not None:
+    callback(n)
 
 
 def sample_codes_and_factors(

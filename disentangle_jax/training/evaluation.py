@@ -11,11 +11,20 @@ ConfigDict runs nothing. Two kinds of data are scored:
     ('labels' or 'factors') picks the targets where a dataset has both. Conditional models are
     scored this way on every dataset, since their codes need each image's condition.
 `check_evaluators` runs at step 0, so a metric the dataset cannot feed fails before training.
+
+With `progress=True` (what `launch/evaluate.py` asks for) the work shows as one line on stderr
+that says what runs, how many images are encoded of how many, the rate and an ETA
+(`training.progress.TaskProgress`), and ends with a line per stage. Ground-truth scoring then runs
+in stages, each sampled metric alone and then the metrics of the shared samples together
+(`evaluate_in_stages`); the numbers are those of a single `metrics.evaluate` call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
+from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -23,6 +32,8 @@ import numpy as np
 from disentangle_jax import metrics as metrics_lib
 from disentangle_jax.data import datasets, pipeline
 from disentangle_jax.data.info import DatasetInfo
+from disentangle_jax.metrics import sampling
+from disentangle_jax.training.progress import StatusLine, TaskProgress
 
 #: Sample sizes of labelled evaluation (dlib's sizes for ground-truth data).
 NUM_TRAIN, NUM_TEST, BATCH_SIZE = 10_000, 5_000, 256
@@ -64,9 +75,10 @@ def check_evaluators(config, info: DatasetInfo, objective) -> None:
 
 
 def encode_split(objective, params, model_state, data_config, split: str | None,
-                 num_examples: int, key: str, batch_size: int = BATCH_SIZE):
+                 num_examples: int, key: str, batch_size: int = BATCH_SIZE, *,
+                 progress: TaskProgress | None = None):
   """Codes [N, D] and targets `batch[key]` [N, K] of a split's first `num_examples` records,
-  each batch encoded with its own condition."""
+  each batch encoded with its own condition (counted on `progress` if given)."""
   encode = objective.jitted('encode')
   codes, targets = [], []
   it = pipeline.make_eval_iterator(data_config, batch_size=batch_size, split=split,
@@ -75,17 +87,114 @@ def encode_split(objective, params, model_state, data_config, split: str | None,
     cond = objective.condition(batch)
     codes.append(np.asarray(encode(params, model_state, batch['image'], cond)))
     targets.append(np.asarray(batch[key]).reshape(len(codes[-1]), -1))
+    if progress is not None:
+      progress.advance(len(codes[-1]))
   return np.concatenate(codes), np.concatenate(targets)
+
+
+def make_encode_fn(objective, params, model_state) -> sampling.EncodeFn:
+  """`encode_fn(images [b, H, W, C]) -> codes [b, D]` (numpy) of an unconditional objective: its
+  jitted `encode` with the variables put on the device once, not with every batch."""
+  encode = objective.jitted('encode')
+  params, model_state = jax.device_put((params, model_state))
+
+  def encode_fn(images):
+    return np.asarray(encode(params, model_state, images))
+
+  return encode_fn
+
+
+def _settings_with_defaults(fn, settings: Mapping[str, Any]) -> dict[str, Any]:
+  """A metric function's keyword defaults, overridden by `settings`."""
+  defaults = {name: p.default for name, p in inspect.signature(fn).parameters.items()
+              if p.default is not inspect.Parameter.empty}
+  return {**defaults, **settings}
+
+
+def expected_images(name: str, settings: Mapping[str, Any] | None = None) -> int | None:
+  """Images a sampled ('ground_truth') metric encodes with these settings; None if not known.
+
+  BetaVAE encodes two images per pair, `batch_size` pairs per point, for `num_train + num_eval`
+  points; FactorVAE `num_variance_estimate` images for the variances, then `batch_size` per vote
+  (`num_train + num_eval` votes; fewer when no dimension is active). Unset settings take the
+  metric function's defaults. Only the progress line's total and ETA depend on this.
+  """
+  s = _settings_with_defaults(metrics_lib.get_metric(name).fn, settings or {})
+  if name == 'betavae':
+    return 2 * int(s['batch_size']) * (int(s['num_train']) + int(s['num_eval']))
+  if name == 'factorvae':
+    return int(s['num_variance_estimate']) + int(s['batch_size']) * (
+        int(s['num_train']) + int(s['num_eval']))
+  return None
+
+
+def shared_sample_images(names: Sequence[str], settings: Mapping[str, Mapping[str, Any]],
+                         num_train: int, num_test: int) -> int:
+  """Images `metrics.evaluate` encodes for the shared train and test samples of `names`: each
+  (split, batch size) sample once, at the largest size a metric asks of it."""
+  default_batch = inspect.signature(metrics_lib.evaluate).parameters['batch_size'].default
+  sizes: dict[tuple[str, int], int] = {}
+  for name in names:
+    inputs = metrics_lib.get_metric(name).inputs
+    if inputs == 'ground_truth':
+      continue
+    s = settings.get(name, {})
+    batch = s.get('batch_size', default_batch)
+    for split in ('train', 'test') if inputs == 'train_test' else ('train',):
+      size = int(s.get(f'num_{split}', num_train if split == 'train' else num_test))
+      sizes[split, batch] = max(sizes.get((split, batch), 0), size)
+  return sum(sizes.values())
+
+
+def evaluate_in_stages(names: Sequence[str], *, ground_truth, encode_fn, rng_seed: int,
+                       settings: Mapping[str, Mapping[str, Any]], num_train: int, num_test: int,
+                       line: StatusLine | None = None) -> dict:
+  """`metrics.evaluate(names, ...)` with a progress line: each sampled metric in turn, then the
+  metrics of the shared samples together, each stage counting its encoded images.
+
+  The results equal one `metrics.evaluate` call's: a sampled metric draws from its own named
+  stream and the shared samples are drawn for the other metrics alone (`metrics.suite`).
+  """
+  line = line if line is not None else StatusLine()
+  sampled = [n for n in names if metrics_lib.get_metric(n).inputs == 'ground_truth']
+  others = [n for n in names if n not in sampled]
+  stages = [([n], n, expected_images(n, settings.get(n))) for n in sampled]
+  if others:
+    total = shared_sample_images(others, settings, num_train, num_test)
+    stages.append((others, ', '.join(others), total))
+  results = {}
+  for i, (stage_names, what, total) in enumerate(stages):
+    label = f'[{i + 1}/{len(stages)}] {what}' if len(stages) > 1 else what
+    with TaskProgress(label, total, unit='images', line=line) as task:
+
+      def on_encoded(n, task=task, total=total):
+        task.advance(n)
+        if total is not None and task.done >= total:
+          task.set_note('scoring')
+
+      with sampling.report_encoded(on_encoded):
+        results.update(metrics_lib.evaluate(
+            stage_names, ground_truth=ground_truth, encode_fn=encode_fn, rng_seed=rng_seed,
+            settings={n: settings[n] for n in stage_names if n in settings},
+            num_train=num_train, num_test=num_test))
+  return {name: results[name] for name in names}
 
 
 class Evaluator:
   """Computes the configured metrics on process 0 and writes them as `eval/<metric>/<key>`."""
 
-  def __init__(self, objective, config, writer, info: DatasetInfo | None = None):
+  def __init__(self, objective, config, writer, info: DatasetInfo | None = None, *,
+               progress: bool = False):
+    """Args:
+      objective, config, writer: the run's objective, config and metric writer (None: none).
+      info: the dataset's description (default: read from `config.data`).
+      progress: show the work as a progress line on stderr (`evaluate_in_stages`).
+    """
     self.objective = objective
     self.config = config
     self.writer = writer
     self.info = info if info is not None else pipeline.dataset_info(config.data)
+    self.progress = progress
     self._ground_truth = None
 
   @property
@@ -117,15 +226,12 @@ class Evaluator:
     seed = self.config.seed if seed is None else seed
     num_train, num_test = num_train or NUM_TRAIN, num_test or NUM_TEST
     if samples_by_factors(self.objective, self.info):
-      encode = self.objective.jitted('encode')
-
-      def encode_fn(images):
-        return np.asarray(encode(params, model_state, images))
-
-      return metrics_lib.evaluate(
-          names, ground_truth=self.ground_truth(), encode_fn=encode_fn, rng_seed=seed,
-          settings=settings, num_train=num_train, num_test=num_test,
-      )
+      kwargs = dict(ground_truth=self.ground_truth(),
+                    encode_fn=make_encode_fn(self.objective, params, model_state), rng_seed=seed,
+                    settings=settings, num_train=num_train, num_test=num_test)
+      if self.progress:
+        return evaluate_in_stages(names, **kwargs)
+      return metrics_lib.evaluate(names, **kwargs)
     key = target_key(self.config, self.info)
     if key is None:
       raise ValueError(f'dataset {self.info.name!r} has neither ground-truth factors nor labels '
@@ -134,9 +240,14 @@ class Evaluator:
     num_train = max([int(s.get('num_train', num_train)) for s in sizes] or [num_train])
     num_test = max([int(s.get('num_test', num_test)) for s in sizes] or [num_test])
     data = self.config.data
-    train = encode_split(self.objective, params, model_state, data, data.get('split', 'train'),
-                         num_train, key)
-    test = encode_split(self.objective, params, model_state, data, None, num_test, key)
+    splits = {}
+    for name, split, size in (('train', data.get('split', 'train'), num_train),
+                              ('test', None, num_test)):
+      task = TaskProgress(f'encoding the {name} sample', size) if self.progress else None
+      with task if task is not None else contextlib.nullcontext():
+        splits[name] = encode_split(self.objective, params, model_state, data, split, size, key,
+                                    progress=task)
+    train, test = splits['train'], splits['test']
     logging.info('Labelled evaluation on %d / %d encoded examples.', len(train[0]), len(test[0]))
     return metrics_lib.evaluate_samples(
         names, train_codes=train[0], train_targets=train[1], test_codes=test[0],

@@ -1,4 +1,5 @@
-"""When periodic actions run, how fast training goes, and stopping on a non-finite loss.
+"""When periodic actions run, how fast training goes, stopping on a non-finite loss, and the
+progress line of other long work.
 
 `itstime` is the one predicate for every periodic action (logging, pictures, checkpoints,
 evaluations), as big_vision's `utils.itstime`. `Progress` is a chronometer in the manner of
@@ -22,12 +23,18 @@ How the loop uses it:
 Ticking after the host has waited for the step's outputs matters with JAX's asynchronous
 dispatch: a tick right after the (non-blocking) call measures how fast steps are queued, not run.
 Ticking at every step is allowed and cheap; the averages are over whole stretches between ticks.
+
+Work that is not training (an evaluation, a reproduction script's runs) reports through
+`TaskProgress` on a `StatusLine`: one line that says what runs, how far it is, its rate and ETA,
+rewritten in place on a terminal (plain occasional lines in a log), ended by a final line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
+import threading
 import time
 from typing import Any
 from collections.abc import Callable, Iterator, Mapping
@@ -278,3 +285,193 @@ def check_finite(
     if checkpoint_dir:
       message += f' in {checkpoint_dir}'
   raise FloatingPointError(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress of long work other than training (evaluation, reproduction scripts): one line that
+# rewrites itself on a terminal.
+
+
+class StatusLine:
+  """One status line on a terminal, rewritten in place (carriage return), ended by `finish`.
+
+  When the stream is not a terminal (a log file, a pipe, pytest's capture) nothing is rewritten:
+  an update becomes a plain line at most every `plain_interval` seconds, so a log shows the work
+  advancing without a line per step. `finish` always writes its line.
+
+  Args:
+    stream: where the line goes (default: `sys.stderr` at the time of each write).
+    tty: whether to rewrite in place; None asks the stream (`isatty()`).
+    min_interval: fewest seconds between two rewrites on a terminal.
+    plain_interval: fewest seconds between two plain lines off a terminal.
+    clock: seconds, monotonic; tests pass a fake one.
+  """
+
+  def __init__(self, stream=None, *, tty: bool | None = None, min_interval: float = 0.2,
+               plain_interval: float = 30.0, clock: Callable[[], float] = time.monotonic):
+    self._stream = stream
+    self._tty = tty
+    self.min_interval = min_interval
+    self.plain_interval = plain_interval
+    self._clock = clock
+    self._last_write = None
+    self._width = 0  # characters of the line now on the terminal, to blank its tail
+    self._lock = threading.Lock()
+
+  @property
+  def stream(self):
+    return self._stream if self._stream is not None else sys.stderr
+
+  @property
+  def tty(self) -> bool:
+    if self._tty is not None:
+      return self._tty
+    try:
+      return bool(self.stream.isatty())
+    except (AttributeError, ValueError):
+      return False
+
+  def update(self, text: str, *, force: bool = False) -> bool:
+    """Shows `text` (if enough time has passed since the last write, or `force`); returns whether
+    it was written."""
+    with self._lock:
+      now = self._clock()
+      interval = self.min_interval if self.tty else self.plain_interval
+      if not force and self._last_write is not None and now - self._last_write < interval:
+        return False
+      self._last_write = now
+      self._write(text, final=False)
+      return True
+
+  def finish(self, text: str) -> None:
+    """Writes `text` as the final line (ending the line being rewritten)."""
+    with self._lock:
+      self._last_write = None
+      self._write(text, final=True)
+
+  def _write(self, text: str, *, final: bool) -> None:
+    stream = self.stream
+    if self.tty:
+      pad = ' ' * max(0, self._width - len(text))
+      stream.write('\r' + text + pad + ('\n' if final else ''))
+      self._width = 0 if final else len(text)
+    else:
+      stream.write(text + '\n')
+    stream.flush()
+
+
+class TaskProgress:
+  """What a piece of countable work does, how far it is, its rate and ETA, on a `StatusLine`.
+
+    with TaskProgress('factorvae', total=48_400, unit='images') as task:
+      for batch in batches:
+        ...
+        task.advance(len(batch))
+    # the terminal shows, rewritten in place:
+    #   factorvae: 12,288/48,400 images (25%) | 1,234 images/s | ETA 29s
+    # and at the end, as a line of its own:
+    #   factorvae: 48,400 images in 39s (1,241 images/s)
+
+  The first `advance` (which usually includes compilation) is left out of the rate, as
+  `Progress` leaves out its warm-up ticks. Without a total the line shows the count and rate but
+  no ETA. `heartbeat` seconds (default 1; 0 turns it off) refresh the line from a background
+  thread, so elapsed time keeps moving while nothing is counted (a classifier being fitted).
+
+  Args:
+    what: the work's name, the start of the line.
+    total: units expected; None when unknown.
+    unit: what is counted ('images', 'runs', ...).
+    line: the `StatusLine` to write on (default: a new one on stderr).
+    clock: seconds, monotonic; tests pass a fake one.
+  """
+
+  def __init__(self, what: str, total: int | None = None, *, unit: str = 'images',
+               line: StatusLine | None = None, heartbeat: float = 1.0,
+               clock: Callable[[], float] = time.monotonic):
+    self.what = what
+    self.total = None if total is None else int(total)
+    self.unit = unit
+    self.line = line if line is not None else StatusLine(clock=clock)
+    self.done = 0
+    self.note = ''
+    self._clock = clock
+    self._start = clock()
+    self._rate_start = None  # (clock, done) after the first advance
+    self._heartbeat = heartbeat
+    self._stop = threading.Event()
+    self._thread = None
+    self._finished = False
+
+  def __enter__(self) -> 'TaskProgress':
+    self.line.update(self.text(), force=True)
+    if self._heartbeat and self.line.tty:
+      self._thread = threading.Thread(target=self._beat, name='progress-heartbeat', daemon=True)
+      self._thread.start()
+    return self
+
+  def __exit__(self, exc_type, exc, tb) -> None:
+    self.finish(failed=exc_type is not None)
+
+  def _beat(self) -> None:
+    while not self._stop.wait(self._heartbeat):
+      self.line.update(self.text())
+
+  def advance(self, n: int = 1, note: str | None = None) -> None:
+    """Counts `n` more units done (and sets the note shown after the count)."""
+    self.done += int(n)
+    if note is not None:
+      self.note = note
+    if self._rate_start is None:
+      self._rate_start = (self._clock(), self.done)
+    self.line.update(self.text())
+
+  def set_note(self, note: str) -> None:
+    """A few words after the count, e.g. the phase ('scoring'); shown at once."""
+    self.note = note
+    self.line.update(self.text(), force=True)
+
+  def rate(self) -> float | None:
+    """Units per second since the first advance; None until measurable."""
+    if self._rate_start is None:
+      return None
+    seconds = self._clock() - self._rate_start[0]
+    counted = self.done - self._rate_start[1]
+    if seconds <= 0 or counted <= 0:
+      return None
+    return counted / seconds
+
+  def elapsed(self) -> float:
+    return self._clock() - self._start
+
+  def text(self) -> str:
+    """The status line as of now."""
+    count = f'{self.done:,}' if self.total is None else f'{self.done:,}/{self.total:,}'
+    parts = [f'{self.what}: {count} {self.unit}']
+    if self.total:
+      parts[0] += f' ({100 * min(self.done, self.total) // self.total}%)'
+    if self.note:
+      parts[0] += f', {self.note}'
+    rate = self.rate()
+    if rate:
+      parts.append(f'{_format_rate(rate)} {self.unit}/s')
+      if self.total is not None and self.done < self.total:
+        parts.append(f'ETA {hms((self.total - self.done) / rate)}')
+    parts.append(f'{hms(self.elapsed())} elapsed')
+    return ' | '.join(parts)
+
+  def finish(self, *, failed: bool = False) -> None:
+    """Stops the heartbeat and writes the final line (once)."""
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join()
+      self._thread = None
+    if self._finished:
+      return
+    self._finished = True
+    elapsed = self.elapsed()
+    text = f'{self.what}: {self.done:,} {self.unit} in {hms(elapsed)}'
+    if self.done and elapsed > 0:
+      text += f' ({_format_rate(self.done / elapsed)} {self.unit}/s)'
+    if failed:
+      text += ' -- stopped by an error'
+    self.line.finish(text)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import sys
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -32,15 +33,18 @@ VOTING_METRICS = ('betavae', 'factorvae')
 def evaluate_workdir(
     workdir: str, metric_names: Sequence[str], *, step: int | None = None, seed: int = 0,
     settings: Mapping[str, Mapping[str, Any]] | None = None, num_train: int | None = None,
-    num_test: int | None = None,
+    num_test: int | None = None, progress: bool = False,
 ) -> tuple[int, dict[str, dict[str, Any]], tuple[str, ...]]:
   """Scores the checkpoint at `step` (default: newest) of `workdir`.
+
+  With `progress`, the evaluation shows as a progress line on stderr (see `Evaluator`).
 
   Returns:
     `(step, results, target_names)`; the factor (or label) names label the heatmaps.
   """
   model = load_trained_model(workdir, step)
-  evaluator = Evaluator(model.objective, model.config, writer=None, info=model.info)
+  evaluator = Evaluator(model.objective, model.config, writer=None, info=model.info,
+                        progress=progress)
   names = list(metric_names)
   settings = {name: dict((settings or {}).get(name, {})) for name in names}
   results = evaluator.evaluate(model.params, model.model_state, names, settings, seed=seed,
@@ -52,13 +56,15 @@ def evaluate_runs(workdirs: Sequence[str], metric_names: Sequence[str], *,
                   step: int | None = None, seed: int = 0,
                   settings: Mapping[str, Mapping[str, Any]] | None = None,
                   num_votes: int | None = None, num_train: int | None = None,
-                  num_test: int | None = None, output_dir: str | None = None) -> dict:
+                  num_test: int | None = None, output_dir: str | None = None,
+                  progress: bool = True) -> dict:
   """Scores every run, writes each run's JSON and heatmaps, and with several runs the comparison
   tables (per run, and mean ± std over runs that differ only in their seed) and a bar plot per
   metric (`<output_dir>/plots/<metric>.png`); prints each run's scalars (and the table); returns {run name: {metric/key: value}}.
 
   `num_votes` sets the training points of the sampled scores (BetaVAE, FactorVAE; evaluation
-  uses half) unless `settings` does.
+  uses half) unless `settings` does. `progress` shows each run's evaluation as a progress line on
+  stderr (a line per stage when stderr is not a terminal).
   """
   unknown = sorted(set(metric_names) - set(metrics_lib.available()))
   if unknown:
@@ -70,15 +76,21 @@ def evaluate_runs(workdirs: Sequence[str], metric_names: Sequence[str], *,
         settings.setdefault(name, {}).setdefault('num_train', num_votes)
         settings[name].setdefault('num_eval', max(1, num_votes // 2))
   rows = {}
-  for workdir in workdirs:
+  for i, workdir in enumerate(workdirs):
+    if progress:
+      count = f' ({i + 1}/{len(workdirs)})' if len(workdirs) > 1 else ''
+      sys.stderr.write(f'evaluating {workdir}{count}: {", ".join(metric_names)}\n')
+      sys.stderr.flush()
     run_step, results, target_names = evaluate_workdir(
         workdir, metric_names, step=step, seed=seed, settings=settings, num_train=num_train,
-        num_test=num_test,
+        num_test=num_test, progress=progress,
     )
     path = write_metrics_json(workdir, run_step, results)
     write_heatmaps(os.path.join(workdir, f'eval_{run_step}'), '', results, target_names)
     scalars = rows[os.path.basename(os.path.normpath(workdir))] = scalars_of(results)
     logging.info('%s step %d -> %s', workdir, run_step, path)
+    if progress:
+      sys.stderr.write(f'{workdir}: step {run_step} scored, results in {path}\n')
     for key, value in sorted(scalars.items()):
       print(f'{workdir}\t{key}\t{value:.4f}')
   if len(workdirs) > 1:
