@@ -1,10 +1,15 @@
-"""itstime, the Progress chronometer (with a fake clock) and check_finite."""
+"""itstime, the Progress chronometer (with a fake clock), check_finite, and the StatusLine /
+TaskProgress line of other long work."""
+
+import io
+import time
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from disentangle_jax.training.progress import Progress, check_finite, hms, itstime
+from disentangle_jax.training.progress import (
+    Progress, StatusLine, TaskProgress, check_finite, hms, itstime)
 
 
 def test_itstime_periodic_first_and_last():
@@ -113,3 +118,90 @@ def test_check_finite_names_quantity_step_and_checkpoint():
     check_finite({'recon': np.inf, 'kl': jnp.float32(-np.inf)}, 3, None)
   with pytest.raises(FloatingPointError, match='1 non-finite values'):
     check_finite({'per_dim_kl': np.array([0.1, np.nan])}, 7, 5)
+
+
+# --- the progress line of other long work -----------------------------------------------------
+
+
+class FakeClock:
+
+  def __init__(self):
+    self.now = 100.0
+
+  def __call__(self):
+    return self.now
+
+
+def test_status_line_rewrites_in_place_on_a_terminal():
+  stream, clock = io.StringIO(), FakeClock()
+  line = StatusLine(stream, tty=True, min_interval=0.5, clock=clock)
+  assert line.update('working: 1 long line')
+  clock.now += 0.1
+  assert not line.update('too soon')  # throttled
+  assert line.update('forced', force=True)  # blanks the longer line's tail
+  line.message('a result')  # a line of its own; the status drawn again below
+  line.finish('done')
+  assert stream.getvalue() == ('\rworking: 1 long line'
+                               '\rforced' + ' ' * 14 +
+                               '\ra result\n'
+                               '\rforced'
+                               '\rdone  \n')
+
+
+def test_status_line_off_a_terminal_writes_occasional_plain_lines():
+  stream, clock = io.StringIO(), FakeClock()
+  line = StatusLine(stream, tty=False, plain_interval=30, clock=clock)
+  for second in range(100):
+    clock.now = 100.0 + second
+    line.update(f'step {second}')
+  line.message('a result')
+  line.finish('done')
+  assert stream.getvalue().splitlines() == [
+      'step 0', 'step 30', 'step 60', 'step 90', 'a result', 'done']
+
+
+def test_task_progress_counts_rate_eta_and_final_line():
+  stream, clock = io.StringIO(), FakeClock()
+  line = StatusLine(stream, tty=False, plain_interval=0, clock=clock)
+  with TaskProgress('factorvae', 1000, line=line, heartbeat=0, clock=clock) as task:
+    assert task.text() == 'factorvae: 0/1,000 images (0%) | 0s elapsed'
+    clock.now += 5  # the first piece compiles: left out of the rate
+    task.advance(100)
+    assert task.rate() is None
+    clock.now += 2
+    task.advance(200, note='encoding')
+    assert task.rate() == pytest.approx(100)
+    assert task.text() == ('factorvae: 300/1,000 images (30%), encoding | 100 images/s | '
+                           'ETA 7s | 7s elapsed')
+    clock.now += 7
+    task.advance(700)
+  lines = stream.getvalue().splitlines()
+  assert lines[0] == 'factorvae: 0/1,000 images (0%) | 0s elapsed'
+  assert lines[-1] == 'factorvae: 1,000 images in 14s (71.4 images/s)'
+  assert len(lines) == 5
+
+
+def test_task_progress_without_total_or_warmup_and_on_error():
+  stream, clock = io.StringIO(), FakeClock()
+  line = StatusLine(stream, tty=False, plain_interval=0, clock=clock)
+  with pytest.raises(KeyError):
+    with TaskProgress('runs', unit='runs', line=line, heartbeat=0, skip_first=False,
+                      clock=clock) as task:
+      clock.now += 60
+      task.advance(1)
+      assert task.text() == 'runs: 1 runs | 0.0167 runs/s | 1m00s elapsed'
+      raise KeyError('boom')
+  assert stream.getvalue().splitlines()[-1] == 'runs: 1 runs in 1m00s (0.0167 runs/s) -- stopped by an error'
+
+
+def test_task_progress_heartbeat_refreshes_and_stops():
+  stream = io.StringIO()
+  line = StatusLine(stream, tty=True, min_interval=0)
+  with TaskProgress('scoring', 10, line=line, heartbeat=0.01):
+    time.sleep(0.2)  # nothing counted: the heartbeat rewrites the line (elapsed time)
+  text = stream.getvalue()
+  assert text.count('\r') > 3 and text.endswith('\n')
+  assert text.split('\r')[-1].startswith('scoring: 0 images in ')
+  written = len(text)
+  time.sleep(0.05)
+  assert len(stream.getvalue()) == written  # the heartbeat thread has stopped

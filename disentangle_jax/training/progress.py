@@ -316,6 +316,7 @@ class StatusLine:
     self._clock = clock
     self._last_write = None
     self._width = 0  # characters of the line now on the terminal, to blank its tail
+    self._shown = ''  # the status now on the terminal (redrawn after a message)
     self._lock = threading.Lock()
 
   @property
@@ -348,6 +349,16 @@ class StatusLine:
     with self._lock:
       self._last_write = None
       self._write(text, final=True)
+      self._shown = ''
+
+  def message(self, text: str) -> None:
+    """Writes `text` as a line of its own above the status line, which is drawn again below it
+    (a result worth keeping, in the middle of the work)."""
+    with self._lock:
+      shown = self._shown
+      self._write(text, final=True)
+      if shown and self.tty:
+        self._write(shown, final=False)
 
   def _write(self, text: str, *, final: bool) -> None:
     stream = self.stream
@@ -357,6 +368,8 @@ class StatusLine:
       self._width = 0 if final else len(text)
     else:
       stream.write(text + '\n')
+    if not final:
+      self._shown = text
     stream.flush()
 
 
@@ -373,8 +386,8 @@ class TaskProgress:
     #   factorvae: 48,400 images in 39s (1,241 images/s)
 
   The first `advance` (which usually includes compilation) is left out of the rate, as
-  `Progress` leaves out its warm-up ticks. Without a total the line shows the count and rate but
-  no ETA. `heartbeat` seconds (default 1; 0 turns it off) refresh the line from a background
+  `Progress` leaves out its warm-up ticks, unless `skip_first=False` (units of minutes, such as
+  whole training runs). Without a total the line shows the count and rate but no ETA. `heartbeat` seconds (default 1; 0 turns it off) refresh the line from a background
   thread, so elapsed time keeps moving while nothing is counted (a classifier being fitted).
 
   Args:
@@ -382,11 +395,13 @@ class TaskProgress:
     total: units expected; None when unknown.
     unit: what is counted ('images', 'runs', ...).
     line: the `StatusLine` to write on (default: a new one on stderr).
+    heartbeat: seconds between refreshes while nothing is counted; 0: none.
+    skip_first: leave the first `advance` out of the rate.
     clock: seconds, monotonic; tests pass a fake one.
   """
 
   def __init__(self, what: str, total: int | None = None, *, unit: str = 'images',
-               line: StatusLine | None = None, heartbeat: float = 1.0,
+               line: StatusLine | None = None, heartbeat: float = 1.0, skip_first: bool = True,
                clock: Callable[[], float] = time.monotonic):
     self.what = what
     self.total = None if total is None else int(total)
@@ -396,7 +411,8 @@ class TaskProgress:
     self.note = ''
     self._clock = clock
     self._start = clock()
-    self._rate_start = None  # (clock, done) after the first advance
+    # (clock, done) where the rate starts: after the first advance, or at the start.
+    self._rate_start = None if skip_first else (self._start, 0)
     self._heartbeat = heartbeat
     self._stop = threading.Event()
     self._thread = None
@@ -424,6 +440,10 @@ class TaskProgress:
     if self._rate_start is None:
       self._rate_start = (self._clock(), self.done)
     self.line.update(self.text())
+
+  def message(self, text: str) -> None:
+    """A line of its own above the progress line (see `StatusLine.message`)."""
+    self.line.message(text)
 
   def set_note(self, note: str) -> None:
     """A few words after the count, e.g. the phase ('scoring'); shown at once."""
