@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import logging
 import os
-import sys
 from typing import Sequence
 
 import jax
@@ -39,6 +37,7 @@ from disentangle_jax.data import pipeline
 from disentangle_jax.data.renderers import disks as disks_renderer
 from disentangle_jax.data.renderers import ellipses as ellipses_renderer
 from disentangle_jax.data.renderers import grey_disks as grey_disks_renderer
+from disentangle_jax.experiments.configs import load_config
 from disentangle_jax.training import train as train_lib
 from disentangle_jax.visualization import heatmap, images as image_lib, plots
 
@@ -77,25 +76,6 @@ BUDGETS = {
     'paper': Budget(disk_steps=20_000, ellipse_stage_steps=4_000, ellipse_data='full',
                     batch_size=512),
 }
-
-
-def repo_root() -> str:
-  return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_config(name: str, arg: str | None = None, *, configs_dir: str | None = None):
-  """`configs/<name>.py`'s `get_config(arg)` (the repository's configs folder by default)."""
-  configs_dir = configs_dir or os.path.join(repo_root(), 'configs')
-  parent = os.path.dirname(os.path.abspath(configs_dir))
-  if parent not in sys.path:
-    sys.path.insert(0, parent)  # the configs import `configs.common`
-  path = os.path.join(configs_dir, f'{name}.py')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'no config {path}; pass --configs_dir=<the repository>/configs')
-  spec = importlib.util.spec_from_file_location(f'configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 def _quiet(config, steps: int, data_dir: str | None, seed: int, budget: Budget):

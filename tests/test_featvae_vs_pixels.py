@@ -1,0 +1,33 @@
+"""The feature route against the pixel β-VAE: both train, both are scored on the same table."""
+
+import json
+
+import numpy as np
+import pytest
+
+from disentangle_jax.experiments import featvae_vs_pixels
+from disentangle_jax.pipelines import featvae
+
+
+def test_the_comparison_table_has_a_row_per_model_and_the_challenge_columns():
+  rows = {'a': {c: 0.5 for c, _, _ in featvae.TABLE}, **featvae_vs_pixels.PAPER_ROWS}
+  text = featvae_vs_pixels.format_comparison(rows)
+  lines = text.splitlines()
+  assert lines[0] == '| model | FactorVAE | DCI | SAP | IRS | MIG |'
+  assert len(lines) == 2 + len(rows)
+  assert '| a | 0.500 | 0.500 | 0.500 | 0.500 | 0.500 |' in lines
+  assert '0.992 | 0.809 | 0.223 | 0.547 | 0.297' in text  # the paper's stage-2 row
+
+
+@pytest.mark.slow
+def test_both_routes_train_and_are_scored_on_one_table(tmp_path, tfds_data_dir):
+  record = featvae_vs_pixels.run(str(tmp_path), budget='tiny', data_dir=tfds_data_dir)
+  assert len(record['scores']) == 2
+  for row in record['scores'].values():
+    values = np.array([row[c] for c, _, _ in featvae.TABLE])
+    assert np.all(np.isfinite(values)) and np.all((values >= -1e-9) & (values <= 1 + 1e-9))
+  assert set(record['validation_accuracy']) == {
+      'floor_hue', 'wall_hue', 'object_hue', 'scale', 'shape', 'orientation'}
+  assert (tmp_path / 'featvae' / 'features' / 'store.json').is_file()
+  assert '| pixel β-VAE' in (tmp_path / 'comparison.md').read_text()
+  assert json.loads((tmp_path / 'runs.json').read_text())['scores'] == record['scores']
