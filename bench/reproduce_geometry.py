@@ -33,7 +33,15 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from disentangle_jax import cli  # noqa: E402
 from disentangle_jax.experiments import geometry  # noqa: E402
+
+
+class _QuietJax(logging.Filter):
+  """Drops JAX's INFO lines (backend discovery, e.g. 'Unable to initialize backend')."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or '/jax/' not in record.pathname
 
 
 def main(argv=None):
@@ -43,8 +51,15 @@ def main(argv=None):
   parser.add_argument('--experiments', default=','.join(geometry.EXPERIMENTS))
   parser.add_argument('--data_dir', default=None, help='TFDS data dir (default: TFDS\'s own)')
   parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--verbose', action='store_true',
+                      help="also show the libraries' INFO logs (JAX, orbax, TFDS)")
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+  if not args.verbose:
+    # What trains and the training loop's progress lines stay; checkpoint and backend chatter go.
+    cli.quiet_libraries()
+    for handler in logging.getLogger().handlers:
+      handler.addFilter(_QuietJax())
   results = geometry.run(args.output_dir, budget=args.budget,
                          experiments=[e for e in args.experiments.split(',') if e],
                          data_dir=args.data_dir, seed=args.seed,

@@ -162,9 +162,18 @@ def table_row(objective, params, model_state, data_config, limit) -> dict:
   }
 
 
-def train_variant(variant: str, args) -> dict:
-  """Trains (or resumes, or skips) one row and measures it; returns its table row."""
+def train_variant(variant: str, args, progress=None) -> dict:
+  """Trains (or resumes, or skips) one row and measures it; returns its table row.
+
+  `progress` (a `TaskProgress` over rows) shows the row being trained and counts it when done.
+  """
   from disentangle_jax.training import restore, train  # pylint: disable=g-import-not-at-top
+
+  def say(text):
+    if progress is None:
+      print(text, flush=True)
+    else:
+      progress.message(text)
 
   name, title = row_name(variant, args)
   workdir = os.path.join(args.workdir_root, name)
@@ -174,10 +183,16 @@ def train_variant(variant: str, args) -> dict:
     with open(row_file) as f:
       row = json.load(f)
     if row.get('steps') == int(config.total_steps):
-      print(f'{title}: done earlier ({row["steps"]} steps), skipped.', flush=True)
+      say(f'{title}: done earlier ({row["steps"]} steps), skipped.')
+      if progress is not None and progress.total:
+        progress.total -= 1  # not work to wait for: the ETA counts the rows left to train
       return row
+  if progress is not None:
+    progress.set_note(f'training {title} ({int(config.total_steps)} steps)')
   start = time.time()
   train.train_and_evaluate(config, workdir)
+  if progress is not None:
+    progress.set_note(f'measuring {title}')
   trained = restore.load_trained_model(workdir)
   row = table_row(trained.objective, trained.params, trained.model_state, trained.config.data,
                   args.eval_examples)
@@ -186,8 +201,10 @@ def train_variant(variant: str, args) -> dict:
   os.makedirs(workdir, exist_ok=True)
   with open(row_file, 'w') as f:
     json.dump(row, f, indent=1)
-  print(f'{title}: {row["steps"]} steps in {row["seconds"]:.0f} s, '
-        f'average mAP {row["average"]:.3f}', flush=True)
+  say(f'{title}: {row["steps"]} steps in {row["seconds"]:.0f} s, '
+      f'average mAP {row["average"]:.3f}')
+  if progress is not None:
+    progress.advance(1)
   return row
 
 
@@ -267,7 +284,14 @@ def main(argv=None):
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
   os.makedirs(args.workdir_root, exist_ok=True)
-  rows = [random_row(args)] + [train_variant(v, args) for v in ORDER if v in variants]
+  from disentangle_jax.training.progress import TaskProgress  # pylint: disable=g-import-not-at-top
+
+  chosen = [v for v in ORDER if v in variants]
+  # One line that says which row trains, how many are done and an ETA (rows take minutes each,
+  # so the first counts towards the rate); each row's result is a line of its own above it.
+  with TaskProgress('mixing table', len(chosen), unit='rows', skip_first=False) as progress:
+    progress.set_note('the Random row (untrained encoder)')
+    rows = [random_row(args)] + [train_variant(v, args, progress) for v in chosen]
   table = format_table(rows)
   print(table)
   with open(os.path.join(args.workdir_root, f'table{tag_suffix(args)}.md'), 'w') as f:

@@ -189,9 +189,10 @@ def test_task_progress_without_total_or_warmup_and_on_error():
                       clock=clock) as task:
       clock.now += 60
       task.advance(1)
-      assert task.text() == 'runs: 1 runs | 0.0167 runs/s | 1m00s elapsed'
+      assert task.text() == 'runs: 1 runs | 1m00s each | 1m00s elapsed'
       raise KeyError('boom')
-  assert stream.getvalue().splitlines()[-1] == 'runs: 1 runs in 1m00s (0.0167 runs/s) -- stopped by an error'
+  assert stream.getvalue().splitlines()[-1] == (
+      'runs: 1 runs in 1m00s (1m00s each) -- stopped by an error')
 
 
 def test_task_progress_heartbeat_refreshes_and_stops():

@@ -460,6 +460,10 @@ class TaskProgress:
       return None
     return counted / seconds
 
+  def _rate_text(self, rate: float) -> str:
+    """'1234 images/s', or for slow units the time each takes: '1m42s each'."""
+    return f'{_format_rate(rate)} {self.unit}/s' if rate >= 1 else f'{hms(1 / rate)} each'
+
   def elapsed(self) -> float:
     return self._clock() - self._start
 
@@ -473,7 +477,7 @@ class TaskProgress:
       parts[0] += f', {self.note}'
     rate = self.rate()
     if rate:
-      parts.append(f'{_format_rate(rate)} {self.unit}/s')
+      parts.append(self._rate_text(rate))
       if self.total is not None and self.done < self.total:
         parts.append(f'ETA {hms((self.total - self.done) / rate)}')
     parts.append(f'{hms(self.elapsed())} elapsed')
@@ -491,7 +495,7 @@ class TaskProgress:
     elapsed = self.elapsed()
     text = f'{self.what}: {self.done:,} {self.unit} in {hms(elapsed)}'
     if self.done and elapsed > 0:
-      text += f' ({_format_rate(self.done / elapsed)} {self.unit}/s)'
+      text += f' ({self._rate_text(self.done / elapsed)})'
     if failed:
       text += ' -- stopped by an error'
     self.line.finish(text)
