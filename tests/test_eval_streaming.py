@@ -256,8 +256,9 @@ def test_launch_evaluate_shows_progress_and_scores_as_before(tmp_path, tfds_data
       f'--workdir={workdir}', '--metrics=factorvae,mig', '--num_train=300', '--num_test=100',
       '--num_votes=10'])
   lines = result.stderr.splitlines()
-  assert any(line.startswith('factorvae: ') and ' images in ' in line for line in lines)
-  assert any(line.startswith('mig: 300 images in ') for line in lines)
+  # Two stages, each ending with a line of its own (stderr is a pipe here: no rewriting).
+  assert any(line.startswith('[1/2] factorvae: ') and ' images in ' in line for line in lines)
+  assert any(line.startswith('[2/2] mig: 300 images in ') for line in lines)
   assert not any('orbax' in line or line.startswith('I1') for line in lines), result.stderr
   with open(os.path.join(workdir, 'metrics_2.json')) as f:
     scored = json.load(f)['results']
