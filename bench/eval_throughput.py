@@ -23,6 +23,10 @@ Each line gives images/s (best round, median too), and the system share of the p
 time over that variant's rounds (`getrusage`) with its minor page faults per image: system time
 there is the kernel mapping and zeroing freshly allocated memory. The figure to read is the ratio
 forward/sampled (bar: at most 1.5).
+
+The process keeps freed memory as `launch/evaluate.py` does (`training.host_memory`);
+`--no-keep_freed_memory` leaves glibc's defaults, under which XLA's per-call temporaries are
+mapped afresh (~100 minor faults an image, a third or more of the CPU time in the kernel).
 """
 
 from __future__ import annotations
@@ -96,7 +100,14 @@ def main():
   parser.add_argument('--votes', type=int, default=128, help='FactorVAE votes (64 images each)')
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--variants', default='forward,sampled,render,one-shot,votes')
+  parser.add_argument('--keep_freed_memory', action=argparse.BooleanOptionalAction, default=True,
+                      help="glibc's malloc set as launch/evaluate.py sets it")
   args = parser.parse_args()
+  if args.keep_freed_memory:  # before JAX starts its threads
+    from disentangle_jax.training import host_memory
+
+    if not host_memory.keep_freed_memory():
+      print('(keep_freed_memory: not glibc, malloc left as it is)')
 
   from disentangle_jax.data import datasets
   from disentangle_jax.metrics import factorvae_score, sampling
@@ -120,7 +131,8 @@ def main():
   variances = np.ones(np.asarray(encode_fn(images[:ENCODE_BATCH])).shape[1])
   active = np.ones(variances.shape, bool)
   print(f'{n} images {ground_truth.image_shape} ({args.votes} votes of {VOTE_BATCH}), encoded '
-        f'{ENCODE_BATCH} at a time; stream pieces of {piece} images; {load_average()}')
+        f'{ENCODE_BATCH} at a time; stream pieces of {piece} images; keep_freed_memory='
+        f'{args.keep_freed_memory}; {load_average()}')
 
   # The codes of the sampled path are those of the forward pass on the same images.
   np.testing.assert_array_equal(
