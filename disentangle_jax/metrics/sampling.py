@@ -12,6 +12,10 @@ JAX function: batches are padded to a fixed size so it compiles once.
 
 Determinism: every function takes a `np.random.Generator` and draws from it in a fixed order, so
 the same seed gives the same factors, whatever the batch size.
+
+Streaming: `codes_for_factors` renders a few MB of images at a time on a worker thread, the next
+piece while this one is encoded, with batches where rendering everything at once would put them,
+so codes do not depend on the pieces. `report_encoded` lets a progress line count the images.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ DEFAULT_BATCH_SIZE = 16
 #: Images rendered and encoded per call when a metric needs many (BetaVAE, FactorVAE votes).
 DEFAULT_CHUNK_SIZE = 1024
 #: Bytes of float32 images per piece of a rendering stream (`stream_size`): well under glibc's
-#: largest mmap threshold (32 MiB), so the pieces' buffers are reused, not mapped per piece.
+#: largest mmap threshold (32 MiB), so the pieces' buffers are reused, not mapped per piece, and
+#: the peak memory is a few pieces, not a 8,192-image chunk (128 MiB of 64x64 images). The
+#: encoder's own per-call temporaries are another matter: see `training.host_memory`.
 STREAM_BYTES = 8 * 1024 * 1024
 
 
@@ -100,8 +106,8 @@ def stream_images(
   is rendered on a worker thread while the caller works on (encodes) this one.
 
   The renderers are numpy, which releases the GIL in its array loops, and a jitted encoder runs
-  without it: the two overlap on two cores. Small pieces keep each one's temporaries under
-  malloc's mmap threshold, so they are reused rather than mapped (and page-faulted) afresh.
+  without it: the two overlap on two cores. At most two pieces exist at once (the one yielded
+  and the one being rendered).
   """
   n = factors.shape[0]
   if n == 0:
