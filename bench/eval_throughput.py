@@ -1,7 +1,7 @@
 """Images/s of the sampled metrics' encode path against the encoder's forward pass alone.
 
     python bench/eval_throughput.py --workdir=workdirs/betavae_dsprites_local
-    python bench/eval_throughput.py                  # an untrained β-VAE of betavae_dsprites:runlocal
+    python bench/eval_throughput.py        # an untrained β-VAE of betavae_dsprites:runlocal
     python bench/eval_throughput.py --votes=64 --rounds=3
 
 The sampled metrics (BetaVAE, FactorVAE votes, the shared samples of `metrics.evaluate`) render

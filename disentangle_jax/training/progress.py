@@ -387,8 +387,9 @@ class TaskProgress:
 
   The first `advance` (which usually includes compilation) is left out of the rate, as
   `Progress` leaves out its warm-up ticks, unless `skip_first=False` (units of minutes, such as
-  whole training runs). Without a total the line shows the count and rate but no ETA. `heartbeat` seconds (default 1; 0 turns it off) refresh the line from a background
-  thread, so elapsed time keeps moving while nothing is counted (a classifier being fitted).
+  whole training runs). Without a total the line shows the count and rate but no ETA. On a
+  terminal, every `heartbeat` seconds (default 1; 0 turns it off) a background thread refreshes
+  the line, so elapsed time keeps moving while nothing is counted (a classifier being fitted).
 
   Args:
     what: the work's name, the start of the line.

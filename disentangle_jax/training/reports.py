@@ -60,7 +60,8 @@ def evaluate_runs(workdirs: Sequence[str], metric_names: Sequence[str], *,
                   progress: bool = True) -> dict:
   """Scores every run, writes each run's JSON and heatmaps, and with several runs the comparison
   tables (per run, and mean ± std over runs that differ only in their seed) and a bar plot per
-  metric (`<output_dir>/plots/<metric>.png`); prints each run's scalars (and the table); returns {run name: {metric/key: value}}.
+  metric (`<output_dir>/plots/<metric>.png`); prints each run's scalars (and the table); returns
+  {run name: {metric/key: value}}.
 
   `num_votes` sets the training points of the sampled scores (BetaVAE, FactorVAE; evaluation
   uses half) unless `settings` does. `progress` shows each run's evaluation as a progress line on
