@@ -381,9 +381,9 @@ class TaskProgress:
         ...
         task.advance(len(batch))
     # the terminal shows, rewritten in place:
-    #   factorvae: 12,288/48,400 images (25%) | 1,234 images/s | ETA 29s
+    #   factorvae: 12,288/48,400 images (25%) | 1234 images/s | ETA 29s | 10s elapsed
     # and at the end, as a line of its own:
-    #   factorvae: 48,400 images in 39s (1,241 images/s)
+    #   factorvae: 48,400 images in 39s (1241 images/s)
 
   The first `advance` (which usually includes compilation) is left out of the rate, as
   `Progress` leaves out its warm-up ticks, unless `skip_first=False` (units of minutes, such as
