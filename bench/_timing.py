@@ -3,13 +3,32 @@ report of images per second and ratios."""
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import statistics
 import time
 from typing import Callable, Mapping, Sequence
 
 #: {key: (label, run)}: `run(n)` runs n steps and blocks on the last.
 Variants = Mapping[str, tuple[str, Callable[[int], None]]]
+
+
+def add_memory_flag(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument(
+      '--keep_freed_memory', action=argparse.BooleanOptionalAction, default=True,
+      help="glibc's malloc keeps freed memory for the whole process, every variant alike, as "
+           "launch/main.py does (training.host_memory); --no-keep_freed_memory: glibc's defaults")
+
+
+def apply_memory_flag(args: argparse.Namespace) -> str:
+  """Applies --keep_freed_memory (call it before JAX or PyTorch start threads); says what it did."""
+  if not args.keep_freed_memory:
+    return "malloc: glibc's defaults"
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from disentangle_jax.training import host_memory  # pylint: disable=g-import-not-at-top
+
+  return 'malloc: keeps freed memory' if host_memory.keep_freed_memory() else 'malloc: not glibc'
 
 
 def load_average() -> str:

@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-from _timing import interleaved_rounds, report  # bench/, the script's folder
+from _timing import add_memory_flag, apply_memory_flag, interleaved_rounds, report  # bench/, the script's folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -180,15 +180,17 @@ def main(argv=None):
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--steps', type=int, default=2, help='steps per variant per round')
   parser.add_argument('--warmup', type=int, default=1)
+  add_memory_flag(parser)
   parser.add_argument('--pairs', type=int, default=64, help='image pairs per step (x1 and x2)')
   args = parser.parse_args(argv)
+  memory = apply_memory_flag(args)  # before JAX and PyTorch start their threads
 
   import jax
 
   images = _images(args.pairs)
   batch = len(images)
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cores; '
-        f'{args.pairs} pairs ({batch} images) of {SIZE}×{SIZE}×3 per step, MIX+C+G')
+        f'{args.pairs} pairs ({batch} images) of {SIZE}×{SIZE}×3 per step, MIX+C+G; {memory}')
   variants = {'a': ('(a)  project step', _project_step(images))}
   try:
     run, version = _pytorch(images)

@@ -29,7 +29,7 @@ import sys
 
 import numpy as np
 
-from _timing import interleaved_rounds, report  # bench/, the script's folder
+from _timing import add_memory_flag, apply_memory_flag, interleaved_rounds, report  # bench/, the script's folder
 
 BATCH, SIZE, LATENTS, BETA, LR = 64, 64, 10, 4.0, 1e-4
 ENC = (32, 32, 64, 64)
@@ -220,15 +220,17 @@ def main(argv=None):
   parser.add_argument('--rounds', type=int, default=6)
   parser.add_argument('--steps', type=int, default=10, help='steps per variant per round')
   parser.add_argument('--warmup', type=int, default=3)
+  add_memory_flag(parser)
   parser.add_argument('--skip', default='', help="comma-separated variants to skip: a,a',b,c")
   args = parser.parse_args(argv)
+  memory = apply_memory_flag(args)  # before JAX and PyTorch start their threads
   skip = set(filter(None, args.skip.split(',')))
 
   import jax
 
   images = _images()
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cores; '
-        f'batch {BATCH}, {SIZE}×{SIZE}×1, z = {LATENTS}')
+        f'batch {BATCH}, {SIZE}×{SIZE}×1, z = {LATENTS}; {memory}')
   variants = {}
   builders = [('a', "(a)  project step, conv_impl='fast'", _project_step),
               ("a'", "(a') project networks, minimal step", _project_networks),

@@ -16,6 +16,7 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from disentangle_jax import cli  # noqa: E402 - imports no JAX
+from disentangle_jax.training import host_memory  # noqa: E402 - imports no JAX
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Pipeline config file.',
                                           lock_config=True)
@@ -25,6 +26,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
+  host_memory.keep_freed_memory()  # before JAX starts: its temporaries reused, not remapped
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   cli.quiet_libraries()

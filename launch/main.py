@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from disentangle_jax import cli, errors  # noqa: E402 - imports no JAX
 from disentangle_jax.training import compilation_cache  # noqa: E402 - imports no JAX
+from disentangle_jax.training import host_memory  # noqa: E402 - imports no JAX
 
 
 def _env_int(name):
@@ -71,6 +72,7 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
+  host_memory.keep_freed_memory()  # before JAX starts: its temporaries reused, not remapped
   cli.quiet_libraries()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

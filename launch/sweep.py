@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from disentangle_jax import sweeps  # noqa: E402 - imports no JAX
 from disentangle_jax import cli  # noqa: E402
+from disentangle_jax.training import host_memory  # noqa: E402 - imports no JAX
 
 _SWEEP = flags.DEFINE_string(
     'sweep', None, 'Sweep definition file[:arg], e.g. configs/sweeps/betavae_findings.py:budget=tiny.')
@@ -54,6 +55,7 @@ def _mode():
 
 
 def main(argv):
+  host_memory.keep_freed_memory()  # before JAX starts: its temporaries reused, not remapped
   cli.quiet_libraries()
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
