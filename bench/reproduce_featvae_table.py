@@ -20,9 +20,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from disentangle_jax.experiments import featvae_vs_pixels  # noqa: E402
+from disentangle_jax.training import host_memory  # noqa: E402
 
 
 def main(argv=None):
+  host_memory.keep_freed_memory()  # as launch/main.py: XLA's temporaries reused
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--budget', default='cpu', choices=sorted(featvae_vs_pixels.BUDGETS))

@@ -35,6 +35,7 @@ sys.path.insert(0, ROOT)
 
 from disentangle_jax import cli  # noqa: E402
 from disentangle_jax.experiments import geometry  # noqa: E402
+from disentangle_jax.training import host_memory  # noqa: E402
 
 
 class _QuietJax(logging.Filter):
@@ -45,6 +46,7 @@ class _QuietJax(logging.Filter):
 
 
 def main(argv=None):
+  host_memory.keep_freed_memory()  # as launch/main.py: XLA's temporaries reused
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--budget', default='small', choices=sorted(geometry.BUDGETS))

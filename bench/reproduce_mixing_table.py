@@ -50,6 +50,7 @@ sys.path.insert(0, ROOT)
 
 from disentangle_jax.metrics import retrieval  # noqa: E402
 from disentangle_jax.objectives.mixing import VARIANT_TITLES, VARIANTS  # noqa: E402
+from disentangle_jax.training import host_memory  # noqa: E402
 
 ATTRIBUTES = ('body', 'skin', 'vest', 'hair', 'arm', 'leg', 'pose')
 #: The paper's rows, in its order (Hu et al. 2018, Sprites mAP table, as reviewed).
@@ -255,6 +256,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None):
+  host_memory.keep_freed_memory()  # as launch/main.py: XLA's temporaries reused
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--workdir_root', default='workdirs/mixing_table')
   parser.add_argument('--budget', choices=('cpu', 'gpu'), default='cpu')
