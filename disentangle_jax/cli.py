@@ -18,10 +18,14 @@ T = TypeVar('T')
 
 
 class QuietLibraries(logging.Filter):
-  """Drops the INFO chatter of orbax and TFDS (every checkpoint save logs dozens of lines)."""
+  """Drops the INFO chatter of orbax and TFDS (every checkpoint save logs dozens of lines), and
+  orbax's warning that a checkpoint directory opened for restoring is read-only (we open it so on
+  purpose; the user cannot act on it)."""
 
   def filter(self, record):
     noisy = '/orbax/' in record.pathname or '/tensorflow_datasets/' in record.pathname
+    if noisy and 'is read only' in record.getMessage():
+      return False
     return record.levelno >= logging.WARNING or not noisy
 
 
