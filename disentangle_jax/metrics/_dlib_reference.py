@@ -7,9 +7,12 @@ the metric modules need. The stand-in is installed only when no real `gin` is al
 it never hides a working gin-config from the rest of the process.
 """
 
+import ast
 import importlib
 import sys
 import types
+
+import numpy
 
 _MODULES = {
   'dci': 'disentanglement_lib.evaluation.metrics.dci',
@@ -21,6 +24,7 @@ _MODULES = {
   'downstream': 'disentanglement_lib.evaluation.metrics.downstream_task',
   'fairness': 'disentanglement_lib.evaluation.metrics.fairness',
   'utils': 'disentanglement_lib.evaluation.metrics.utils',
+  'unified': 'disentanglement_lib.evaluation.metrics.unified_scores',
 }
 
 
@@ -45,6 +49,40 @@ def _install_gin_stub():
   sys.modules['gin.tf'] = tf
 
 
+def _install_unified_stubs():
+  """unified_scores imports TensorFlow (`utils.results`) and plotting modules (pandas,
+  matplotlib) it uses only to write artifacts. Stand-ins: `results.namespaced_dict`, and
+  `visualize_scores` holding dlib's own `precision` and `bfs` (its precision curve), taken from
+  its source without its plotting imports."""
+  try:
+    importlib.import_module('disentanglement_lib.utils.results')
+    return
+  except ImportError:
+    pass
+
+  def namespaced_dict(base_dict=None, **named_dicts):
+    out = dict(base_dict or {})
+    for prefix, values in named_dicts.items():
+      out.update({f'{prefix}.{key}': value for key, value in values.items()})
+    return out
+
+  results = types.ModuleType('disentanglement_lib.utils.results')
+  results.namespaced_dict = namespaced_dict
+  sys.modules['disentanglement_lib.utils.results'] = results
+  sys.modules.setdefault('disentanglement_lib.visualize.dendrogram',
+                         types.ModuleType('disentanglement_lib.visualize.dendrogram'))
+  spec = importlib.util.find_spec('disentanglement_lib.visualize')
+  path = spec.submodule_search_locations[0] + '/visualize_scores.py'
+  with open(path) as f:
+    tree = ast.parse(f.read())
+  keep = [node for node in tree.body
+          if isinstance(node, ast.FunctionDef) and node.name in ('precision', 'bfs')]
+  scores = types.ModuleType('disentanglement_lib.visualize.visualize_scores')
+  scores.np = numpy
+  exec(compile(ast.Module(body=keep, type_ignores=[]), path, 'exec'), scores.__dict__)  # noqa: S102
+  sys.modules['disentanglement_lib.visualize.visualize_scores'] = scores
+
+
 def load(name: str) -> types.ModuleType:
   """Returns the disentanglement_lib metric module `name` (a key of `_MODULES`).
 
@@ -53,6 +91,8 @@ def load(name: str) -> types.ModuleType:
   """
   importlib.util.find_spec('disentanglement_lib') or _raise()
   _install_gin_stub()
+  if name == 'unified':
+    _install_unified_stubs()
   return importlib.import_module(_MODULES[name])
 
 

@@ -10,7 +10,9 @@ estimators, one per factor (or per code and factor) as dlib does, for numbers co
 published ones:
 - DCI and the boosted downstream task: `GradientBoostingClassifier()`;
 - SAP: `LinearSVC(C=0.01, class_weight='balanced')` per (code, factor);
-- the logistic downstream task: `LogisticRegressionCV(Cs=10, cv=KFold(5))`.
+- the logistic downstream task: `LogisticRegressionCV(Cs=10, cv=KFold(5))`;
+- explicitness (and so `modularity_explicitness`): `LogisticRegression()` per factor;
+- the unified scores: the GBT and SVM matrices above.
 It is as slow as dlib (minutes for DCI at 10,000 points). Where the package's degenerate-input
 policy differs from dlib (a single-valued factor, where scikit-learn raises), the policy applies.
 """
@@ -30,6 +32,24 @@ def check_protocol(protocol: str) -> None:
     raise ValueError(f'protocol must be one of {PROTOCOLS}, got {protocol!r}')
 
 
+def explicitness_probabilities(x_train, labels, x_eval):
+  """dlib's `explicitness_per_factor` classifiers: `LogisticRegression()` per label column.
+
+  Args:
+    x_train: [N, D] standardised codes; labels: [N, G] label-encoded columns (each with 2 classes
+      or more); x_eval: arrays [M, D] to score.
+
+  Returns:
+    One list per array of x_eval, of G arrays [M, C_g] of class probabilities.
+  """
+  out = [[] for _ in x_eval]
+  with warnings.catch_warnings():  # 100 L-BFGS iterations are dlib's protocol, not a failure
+    warnings.simplefilter('ignore', exceptions.ConvergenceWarning)
+    for g in range(labels.shape[1]):
+      model = linear_model.LogisticRegression().fit(x_train, labels[:, g])
+      for i, x in enumerate(x_eval):
+        out[i].append(model.predict_proba(x))
+  return out
 
 
 def gbt_importance(x_train, y_train, x_test, y_test):

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.stats
 from jax.typing import ArrayLike
 
-from disentangle_jax.metrics import _logistic
+from disentangle_jax.metrics import _logistic, dlib_protocol
 from disentangle_jax.metrics._common import (
   MI_TOL,
   MIN_POINTS,
@@ -98,6 +98,8 @@ def explicitness(
   factors_train: ArrayLike,
   codes_test: ArrayLike,
   factors_test: ArrayLike,
+  *,
+  protocol: str = 'fast',
 ) -> dict:
   """dlib's explicitness: macro ROC-AUC of one logistic regression per factor on the full code.
 
@@ -108,6 +110,9 @@ def explicitness(
   Args:
     codes_train, factors_train: [N, D] codes and [N, K] integer labels to fit on.
     codes_test, factors_test: [M, D] and [M, K] to evaluate on.
+    protocol: 'fast' (the converged batched fits above) or 'dlib' (scikit-learn's
+      `LogisticRegression()` per factor, stopped at 100 iterations as in disentanglement_lib 1.5
+      and the published tables; see `dlib_protocol`).
 
   Returns:
     'explicitness_score_train', 'explicitness_score_test' (floats: means over factors), and
@@ -128,22 +133,28 @@ def explicitness(
   enc, sizes = label_encode(ytr)
   varying = require_varying(sizes, 'explicitness')
   fit_cols = np.nonzero(varying)[0]
-  w, b, valid = _logistic.fit_per_factor(
-    xtr, enc[:, fit_cols], [sizes[k] for k in fit_cols], l2=1.0
-  )
-  p_tr = np.asarray(_logistic.predict_proba(jnp.asarray(xtr, jnp.float32), w, b, valid), np.float64)
-  p_te = np.asarray(_logistic.predict_proba(jnp.asarray(xte, jnp.float32), w, b, valid), np.float64)
+  dlib_protocol.check_protocol(protocol)
+  if protocol == 'dlib':
+    p_tr, p_te = dlib_protocol.explicitness_probabilities(xtr, enc[:, fit_cols], (xtr, xte))
+  else:
+    w, b, valid = _logistic.fit_per_factor(
+      xtr, enc[:, fit_cols], [sizes[k] for k in fit_cols], l2=1.0
+    )
+    p_tr = np.asarray(_logistic.predict_proba(jnp.asarray(xtr, jnp.float32), w, b, valid),
+                      np.float64)
+    p_te = np.asarray(_logistic.predict_proba(jnp.asarray(xte, jnp.float32), w, b, valid),
+                      np.float64)
   k_all = ytr.shape[1]
   train = np.ones(k_all)
   test = np.ones(k_all)
   for i, k in enumerate(fit_cols):
     classes = np.unique(ytr[:, k])
     c = sizes[k]
-    train[k] = macro_roc_auc(p_tr[i, :, :c], enc[:, k])
+    train[k] = macro_roc_auc(p_tr[i][:, :c], enc[:, k])
     # Test labels in the training label space; unseen values match no class.
     pos = np.searchsorted(classes, yte[:, k])
     seen = (pos < c) & (classes[np.minimum(pos, c - 1)] == yte[:, k])
-    test[k] = macro_roc_auc(p_te[i, :, :c], np.where(seen, pos, c))
+    test[k] = macro_roc_auc(p_te[i][:, :c], np.where(seen, pos, c))
   return {
     'explicitness_score_train': float(train[varying].mean()),
     'explicitness_score_test': float(test[varying].mean()),
@@ -159,8 +170,13 @@ def modularity_explicitness(
   factors_test: ArrayLike,
   *,
   num_bins: int = 20,
+  protocol: str = 'fast',
 ) -> dict:
-  """dlib's `modularity_explicitness` metric: modularity on the training set plus explicitness."""
+  """dlib's `modularity_explicitness` metric: modularity on the training set plus explicitness.
+
+  `protocol` is explicitness's (modularity is the same under both).
+  """
   out = modularity(codes_train, factors_train, num_bins=num_bins)
-  out.update(explicitness(codes_train, factors_train, codes_test, factors_test))
+  out.update(explicitness(codes_train, factors_train, codes_test, factors_test,
+                          protocol=protocol))
   return out

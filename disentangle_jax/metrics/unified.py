@@ -39,6 +39,7 @@ import scipy.sparse.csgraph
 from jax.typing import ArrayLike
 
 from disentangle_jax.metrics import dci as dci_lib
+from disentangle_jax.metrics import dlib_protocol
 from disentangle_jax.metrics import modularity as modularity_lib
 from disentangle_jax.metrics import sap as sap_lib
 from disentangle_jax.metrics._common import (
@@ -110,6 +111,7 @@ def unified_scores(
   *,
   matrices: Sequence[str] = MATRICES,
   num_bins: int = 20,
+  protocol: str = 'fast',
 ) -> dict:
   """dlib's unified scores.
 
@@ -118,6 +120,9 @@ def unified_scores(
     codes_test, factors_test: [M, D], [M, K] (the GBT and SVM matrices are scored on them).
     matrices: which of `MATRICES` to build.
     num_bins: code bins of the MI matrix and of nothing else.
+    protocol: 'fast' (the JAX boosted trees and exact SVMs of DCI and SAP) or 'dlib'
+      (scikit-learn's `GradientBoostingClassifier()` and `LinearSVC`, as disentanglement_lib 1.5;
+      see `dlib_protocol`). The MI matrix is the same under both.
 
   Returns:
     `'<matrix>.<aggregation>'` floats and arrays, and `'<matrix>'` itself [D, K].
@@ -134,13 +139,19 @@ def unified_scores(
   yte = check_factors(factors_test, xte.shape[0], 'factors_test')
   mi, entropy, _, sizes = codes_factors_mutual_info(xtr, ytr, num_bins, metric='unified')
   require_varying(sizes, 'unified')
+  dlib_protocol.check_protocol(protocol)
+  dlib = protocol == 'dlib'
   built = {}
   if 'importance_gbt_matrix' in matrices:
-    built['importance_gbt_matrix'] = dci_lib.gbt_importance(xtr, ytr, xte, yte)[0]
+    fit = dlib_protocol.gbt_importance if dlib else dci_lib.gbt_importance
+    built['importance_gbt_matrix'] = fit(xtr, ytr, xte, yte)[0]
   if 'mutual_information_matrix' in matrices:
     built['mutual_information_matrix'] = mi
   if 'accuracy_svm_matrix' in matrices:
-    built['accuracy_svm_matrix'] = sap_lib.discrete_score_matrix(xtr, ytr, xte, yte)[0]
+    if dlib:
+      built['accuracy_svm_matrix'] = dlib_protocol.sap_score_matrix(xtr, ytr, xte, yte)
+    else:
+      built['accuracy_svm_matrix'] = sap_lib.discrete_score_matrix(xtr, ytr, xte, yte)[0]
   out = {}
   for name, matrix in built.items():
     out[name] = np.asarray(matrix, np.float64)
