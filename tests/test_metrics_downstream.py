@@ -96,3 +96,35 @@ def test_logistic_matches_sklearn_larger():
     ref.fit(xtr, ftr[:, k])
     assert abs(ours[f'1500:train_accuracy_factor_{k}'] - ref.score(xtr, ftr[:, k])) < 0.02
     assert abs(ours[f'1500:test_accuracy_factor_{k}'] - ref.score(xte, fte[:, k])) < 0.02
+
+
+def test_padded_logistic_fits_equal_unpadded_ones():
+  # Padding rows (zero weight), classes (invalid) and problems (no parameters) for fewer
+  # compilations leaves converged fits as they are.
+  from disentangle_jax.metrics import _logistic
+
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((3, 50, 4)).astype(np.float32)
+  x[..., -1] = 1.0
+  y = rng.integers(0, 3, (3, 50)).astype(np.int32)
+  y[1] = y[1] % 2
+  weights = np.ones((3, 50), np.float32)
+  valid, free, _ = _logistic.class_masks([3, 2, 3], 3)
+  l2 = np.tile([[10.0, 1.0, 0.1]], (3, 1)).astype(np.float32)
+  theta0 = np.zeros((3, 4, 3), np.float32)
+  ref, _ = _logistic.fit_path(*(jnp.asarray(a) for a in (x, y, weights, valid, free, l2, theta0)),
+                              max_iter=300)
+  padded, _ = _logistic.fit_path_padded(x, y, weights, valid, free, l2, theta0, max_iter=300)
+  assert padded.shape == ref.shape
+  # Both stop at the gradient tolerance (1e-4): the solutions agree to about that precision.
+  np.testing.assert_allclose(np.asarray(padded), np.asarray(ref), atol=1e-3)
+
+
+def test_small_training_sizes_share_compilations():
+  from disentangle_jax.metrics import _logistic
+
+  xtr, ftr, xte, fte = data.train_test(200, 50, (3, 7, 11), noise=0.1)
+  downstream.downstream_task(xtr, ftr, xte, fte, train_sizes=(20,))
+  before = _logistic.fit_path._cache_size()
+  downstream.downstream_task(xtr, ftr, xte, fte, train_sizes=(40, 90))
+  assert _logistic.fit_path._cache_size() == before  # padded to the shapes of the size-20 fits

@@ -89,11 +89,10 @@ def fit_per_factor(
     weights = np.ones((k, n))
   mu = x.mean(0)
   xa = design(x, mu)  # b undoes the centring below
-  theta, _ = fit_path(
-    jnp.asarray(np.broadcast_to(xa[None], (k, n, d + 1))), jnp.asarray(labels.T, jnp.int32),
-    jnp.asarray(weights, jnp.float32), jnp.asarray(valid), jnp.asarray(free),
-    jnp.full((k, 1), l2, jnp.float32), jnp.zeros((k, d + 1, width), jnp.float32),
-    max_iter=max_iter, tol=tol)
+  theta, _ = fit_path_padded(
+    np.broadcast_to(xa[None], (k, n, d + 1)), labels.T.astype(np.int32),
+    weights.astype(np.float32), valid, free, np.full((k, 1), l2, np.float32),
+    np.zeros((k, d + 1, width), np.float32), max_iter=max_iter, tol=tol, pad_problems=False)
   w, b = theta[:, 0, :d], theta[:, 0, d]
   return w, b - jnp.einsum('d,kdc->kc', jnp.asarray(mu, jnp.float32), w), jnp.asarray(valid)
 
@@ -121,7 +120,7 @@ def _data_loss_grad(theta, x, wn, label_term, logit_mask):
   return f, jnp.einsum('pmd,pmc->pdc', x * (wn / s)[..., None], e) - label_term
 
 
-@functools.partial(jax.jit, static_argnames=('max_iter', 'memory'))
+@functools.partial(jax.jit, static_argnames=('memory',))
 def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, memory=10):
   """sklearn's warm-started `_logistic_regression_path` (lbfgs) for P problems at once.
 
@@ -264,3 +263,50 @@ def fit_path(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4, 
 
   state = jax.lax.while_loop(cond, body, state)
   return state['out'], state['evals']
+
+
+def bucket(value: int, minimum: int = 1) -> int:
+  """A padded size: the next power of two at or above `value`, at least `minimum`."""
+  return max(minimum, 1 << max(0, (int(value) - 1).bit_length()))
+
+
+def row_bucket(rows: int, minimum: int = 128) -> int:
+  """Padded row count: a power of two up to 1,024 (at least `minimum`), then a multiple of it."""
+  if rows <= 1024:
+    return bucket(rows, minimum)
+  return -(-rows // 1024) * 1024
+
+
+def fit_path_padded(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4,
+                    min_rows=128, min_problems=8, min_classes=8, pad_problems=True):
+  """`fit_path` on inputs padded to a few shapes, so that fits of similar sizes share a compile.
+
+  Problems (unless `pad_problems` is False) are padded to a power of two, classes to a multiple
+  of 8 and rows to `row_bucket` (each to at least its `min_*` argument). Padding rows have zero weight, padding classes are invalid (no probability, no
+  parameters) and padding problems have no free parameters and zero weights, so the fits are
+  those of `fit_path` on the unpadded inputs (up to the rounding of sums over more zeros).
+
+  Returns:
+    (theta [P, S, D + 1, C], evaluations [P, S]) for the unpadded P and C.
+  """
+  x, y, weights = np.asarray(x), np.asarray(y), np.asarray(weights)
+  valid, free, l2, theta0 = np.asarray(valid), np.asarray(free), np.asarray(l2), np.asarray(theta0)
+  p, m, d1 = x.shape
+  c = theta0.shape[2]
+  pp = bucket(p, min_problems) if pad_problems else p
+  mm = row_bucket(m, min_rows)
+  cc = max(min_classes, -(-c // 8) * 8)
+
+  def pad(a, shape, value=0):
+    out = np.full(shape, value, a.dtype)
+    out[tuple(slice(0, k) for k in a.shape)] = a
+    return out
+
+  valid_p = pad(valid, (pp, cc), False)
+  valid_p[p:, :2] = True  # padding problems: two (weightless) classes, no parameters
+  theta, evals = fit_path(
+    jnp.asarray(pad(x, (pp, mm, d1))), jnp.asarray(pad(y, (pp, mm))),
+    jnp.asarray(pad(weights, (pp, mm))), jnp.asarray(valid_p), jnp.asarray(pad(free, (pp, cc), False)),
+    jnp.asarray(pad(l2, (pp, l2.shape[1]), 1.0)), jnp.asarray(pad(theta0, (pp, d1, cc))),
+    max_iter=max_iter, tol=tol)
+  return theta[:p, :, :, :c], evals[:p]

@@ -116,11 +116,12 @@ def _groups(sizes, n: int) -> list[list[int]]:
   return groups
 
 
-def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter):
+def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter, buckets):
   """LogisticRegressionCV's cross-validation for label columns batched together.
 
   xa: [n, D + 1] inputs (last column ones); labels: [n, G] encoded; sizes: their class counts.
   Returns the chosen C's index per column and the folds' mean solution there, [G, D + 1, width].
+  `buckets`: `_logistic.fit_path_padded`'s minimum padded sizes.
   """
   n, g = labels.shape
   width = max(2, max(sizes))
@@ -137,14 +138,14 @@ def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter):
   def rep(a):  # [G, ...] per factor -> [G * F, ...]
     return np.repeat(a, num_folds, axis=0)
 
-  theta, _ = _logistic.fit_path(
-    jnp.asarray(per_problem(xa[tr_idx])), jnp.asarray(fold_labels(tr_idx), jnp.int32),
-    jnp.asarray(per_problem(tr_ok.astype(np.float32))), jnp.asarray(rep(valid)),
-    jnp.asarray(rep(free)), jnp.asarray(np.broadcast_to(1.0 / cs, (g * num_folds, s)), jnp.float32),
-    jnp.zeros((g * num_folds, xa.shape[1], width), jnp.float32), max_iter=max_iter)
+  theta, _ = _logistic.fit_path_padded(
+    per_problem(xa[tr_idx]), fold_labels(tr_idx).astype(np.int32),
+    per_problem(tr_ok.astype(np.float32)), rep(valid), rep(free),
+    np.broadcast_to(1.0 / cs, (g * num_folds, s)).astype(np.float32),
+    np.zeros((g * num_folds, xa.shape[1], width), np.float32), max_iter=max_iter, **buckets)
   correct = np.asarray(_held_out_correct(
     jnp.asarray(per_problem(xa[he_idx])), jnp.asarray(fold_labels(he_idx), jnp.int32),
-    jnp.asarray(per_problem(he_ok)), theta, jnp.asarray(rep(logit_mask))))
+    jnp.asarray(per_problem(he_ok)), jnp.asarray(theta), jnp.asarray(rep(logit_mask))))
   # sklearn's choice: the best sum over folds of held-out accuracies, first C on ties.
   acc = correct.reshape(g, num_folds, s) / np.maximum(he_ok.sum(1), 1)[None, :, None]
   best = np.argmax(acc.sum(axis=1), axis=1)
@@ -165,20 +166,22 @@ def _logistic_cv_predict(x_train, labels, sizes, x_eval, groups, *, cs=CS, num_f
   xa = _logistic.design(x_train, mu)
   cols = [f for group in groups for f in group]
   width = max(2, max(sizes[f] for f in cols))
+  # Small fits (up to 128 rows) are padded to one shape whatever their class counts, so that the
+  # small training sizes share a compilation: padding costs little there, compiling seconds.
+  buckets = dict(min_classes=64) if n <= 128 else {}
   best, init = [], np.zeros((len(cols), xa.shape[1], width), np.float32)
   for group in groups:
     b, th = _cross_validate(xa, labels[:, group], [sizes[f] for f in group], cs=cs,
-                            num_folds=num_folds, max_iter=max_iter)
+                            num_folds=num_folds, max_iter=max_iter, buckets=buckets)
     start = len(best)
     init[start:start + len(group), :, : th.shape[2]] = th
     best.extend(b)
   valid, free, logit_mask = _logistic.class_masks([sizes[f] for f in cols], width)
-  refit, _ = _logistic.fit_path(
-    jnp.asarray(np.broadcast_to(xa[None], (len(cols),) + xa.shape)),
-    jnp.asarray(labels[:, cols].T, jnp.int32), jnp.ones((len(cols), n), jnp.float32),
-    jnp.asarray(valid), jnp.asarray(free), jnp.asarray(1.0 / cs[best][:, None], jnp.float32),
-    jnp.asarray(init), max_iter=max_iter)
-  return [np.asarray(_predict(jnp.asarray(_logistic.design(xe, mu)), refit[:, 0],
+  refit, _ = _logistic.fit_path_padded(
+    np.broadcast_to(xa[None], (len(cols),) + xa.shape), labels[:, cols].T.astype(np.int32),
+    np.ones((len(cols), n), np.float32), valid, free,
+    (1.0 / cs[best][:, None]).astype(np.float32), init, max_iter=max_iter, **buckets)
+  return [np.asarray(_predict(jnp.asarray(_logistic.design(xe, mu)), jnp.asarray(refit[:, 0]),
                               jnp.asarray(logit_mask)))
           for xe in x_eval]
 
