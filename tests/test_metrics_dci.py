@@ -125,3 +125,73 @@ def test_matches_dlib():
   assert abs(out['completeness'] - ref.completeness(imp)) < 0.02
   assert abs(out['informativeness_train'] - tr) < 0.02
   assert abs(out['informativeness_test'] - te) < 0.02
+
+
+# Entangled codes with dSprites-like factors (a 3-valued one, several many-valued ones), small
+# enough for scikit-learn's exact trees in a test.
+ENTANGLED_SIZES = (3, 6, 12, 10, 10)
+
+
+def entangled(kind, n, seed):
+  """Codes that mix factors: 'rotation' (45 degrees within pairs), 'mixing' (a dense random
+  matrix), 'pairs' (each dimension a factor plus half the next), 'duplicated' (identity plus
+  copies of three dimensions); Gaussian noise 0.1 on standardised factors."""
+  f = data.factors(n, ENTANGLED_SIZES, seed)
+  rng = np.random.default_rng(seed + 7)
+  z = (f - f.mean(0)) / f.std(0)
+  if kind == 'rotation':
+    z = data.rotate_pairs(np.concatenate([z, rng.standard_normal((n, 1))], 1), 45,
+                          ((0, 1), (2, 3), (4, 5)))
+  elif kind == 'mixing':
+    z = z @ np.random.default_rng(3).standard_normal((5, 8))
+  elif kind == 'pairs':
+    z = z + 0.5 * np.roll(z, 1, axis=1)
+  z = z + 0.1 * rng.standard_normal(z.shape)
+  if kind == 'duplicated':
+    z = np.concatenate([z, z[:, :3]], 1)
+  return z, f
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', ['rotation', 'mixing', 'pairs', 'duplicated'])
+def test_fast_dci_within_0_02_of_exact_trees_on_entangled_codes(kind):
+  # The documented fidelity of the default (binned search, exact thresholds): D and C within
+  # 0.02 of scikit-learn's exact trees (protocol='dlib').
+  xtr, ftr = entangled(kind, 800, 0)
+  xte, fte = entangled(kind, 400, 100)
+  fast = dci.dci(xtr, ftr, xte, fte)
+  exact = dci.dci(xtr, ftr, xte, fte, protocol='dlib')
+  for key in ('disentanglement', 'completeness'):
+    assert abs(fast[key] - exact[key]) <= 0.02, (key, fast[key], exact[key])
+  for key in ('informativeness_train', 'informativeness_test'):
+    assert abs(fast[key] - exact[key]) <= 0.03, (key, fast[key], exact[key])
+
+
+@pytest.mark.slow
+def test_exact_bins_are_sklearns_trees():
+  # With a bin per distinct value the search is exact: the trees are scikit-learn's, up to splits
+  # whose gains agree to rounding (on overlapping classes a few training predictions differ).
+  xtr, ftr = entangled('rotation', 300, 1)
+  model = gbt.fit_gbt(xtr, ftr, num_stages=20, num_bins=512, precision='float64')
+  for k in range(ftr.shape[1]):
+    ref = ensemble.GradientBoostingClassifier(n_estimators=20, random_state=0).fit(xtr, ftr[:, k])
+    assert np.abs(model.importances[:, k] - ref.feature_importances_).max() < 0.01
+    assert (model.train_predictions[:, k] == ref.predict(xtr)).mean() >= 0.95
+
+
+def test_tie_rule_shares_the_gain_among_duplicated_features():
+  # A split that several features make equally well (here an exact and a rescaled copy) is made
+  # once, and its gain is shared equally: the copies get equal importance, which is
+  # scikit-learn's importance averaged over its random feature order.
+  xtr, ftr, _, _ = data.train_test(500, 10, SIZES, noise=0.1)
+  x = np.concatenate([xtr, xtr[:, :1], 3.0 * xtr[:, :1]], axis=1)  # dims 0, 4 and 5 tie
+  model = gbt.fit_gbt(x, ftr)
+  imp = model.importances
+  np.testing.assert_allclose(imp[4], imp[0], rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(imp[5], imp[0], rtol=1e-5, atol=1e-7)
+  # scikit-learn, averaged over its feature orders, splits the importance the same way.
+  refs = [ensemble.GradientBoostingClassifier(n_estimators=20, random_state=s).fit(
+    x, ftr[:, 0]).feature_importances_ for s in range(4)]
+  ours = gbt.fit_gbt(x, ftr[:, :1], num_stages=20).importances[:, 0]
+  assert abs(ours[[0, 4, 5]].sum() - np.mean(refs, 0)[[0, 4, 5]].sum()) < 0.02
+  assert np.abs(ours[[0, 4, 5]] - ours[0]).max() < 1e-6
