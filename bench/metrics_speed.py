@@ -3,6 +3,14 @@
   python bench/metrics_speed.py                       # everything, reference included (slow)
   python bench/metrics_speed.py --reference=fast      # skip the reference's minutes-long fits
   python bench/metrics_speed.py --metrics=dci,mig     # a subset
+  python bench/metrics_speed.py --mode=suite --n_train=2000 --n_test=1000  # suite times only
+
+Two sections (`--mode`): 'table' times each metric (below); 'suite' times the whole suite per
+protocol (`--protocols`, default 'fast,dlib'): 'cold' is one pass in a fresh Python process with no
+persistent compilation cache (what a one-off `launch/evaluate.py` pays), 'warm' the median of
+`--repeats` further passes in that process; then one pass of the reference on the same arrays. The
+'dlib' protocol runs scikit-learn's estimators for DCI, SAP, explicitness and the downstream tasks
+(as slow as the reference there); the other metrics are the same under both protocols.
 
 Data: 10,000 train / 5,000 test points, K = 5 factors of the dSprites sizes (3, 6, 40, 32, 32)
 drawn uniformly, D = 10: the normalised factors plus Gaussian noise (`--noise`), and 5 noise-only
@@ -47,32 +55,43 @@ def make_data(noise, n_train=10_000, n_test=5_000, seed=0):
   return encode(ftr), ftr, encode(fte), fte, encode
 
 
+def train_sizes(n):
+  """dlib's downstream training sizes that fit in n training points."""
+  return tuple(s for s in (10, 100, 1000, 10000) if s <= n)
+
+
 def timed(fn):
   start = time.perf_counter()
   out = fn()
   return out, time.perf_counter() - start
 
 
-def ours(name, d):
+def ours(name, d, protocol='fast'):
+  """Our value of metric `name` on the data `d`, under `protocol` where the metric has one."""
   from disentangle_jax.metrics import (dci, downstream, fairness, infomec, irs, mig, modularity,
-                                       sap, udr, unsupervised)
+                                       sap, udr, unified, unsupervised)
 
   xtr, ftr, xte, fte = d['xtr'], d['ftr'], d['xte'], d['fte']
+  kw = {} if protocol == 'fast' else {'protocol': protocol}
   if name == 'mig':
     return mig.mig(xtr, ftr)['discrete_mig']
   if name == 'sap':
-    return sap.sap(xtr, ftr, xte, fte)['SAP_score']
+    return sap.sap(xtr, ftr, xte, fte, **kw)['SAP_score']
   if name == 'sap_continuous':
     return sap.sap(xtr, ftr, continuous_factors=True)['SAP_score']
   if name == 'dci':
-    out = dci.dci(xtr, ftr, xte, fte)
+    out = dci.dci(xtr, ftr, xte, fte, **kw)
     return tuple(out[k] for k in ('disentanglement', 'completeness', 'informativeness_train',
                                   'informativeness_test'))
+  if name == 'unified':
+    out = unified.unified_scores(xtr, ftr, xte, fte, **kw)
+    return tuple(out[k] for k in ('importance_gbt_matrix.dci_disentanglement',
+                                  'mutual_information_matrix.mig', 'accuracy_svm_matrix.sap'))
   if name == 'dci_lasso':
     out = dci.dci(xtr, ftr, xte, fte, importance='lasso')
     return out['disentanglement'], out['completeness'], out['informativeness_test']
   if name == 'modularity_explicitness':
-    out = modularity.modularity_explicitness(xtr, ftr, xte, fte)
+    out = modularity.modularity_explicitness(xtr, ftr, xte, fte, **kw)
     return out['modularity_score'], out['explicitness_score_test']
   if name == 'irs':
     return irs.irs(xtr, ftr)['IRS']
@@ -81,8 +100,10 @@ def ours(name, d):
     return (out['gaussian_total_correlation'], out['gaussian_wasserstein_correlation_norm'],
             out['mutual_info_score'])
   if name in ('downstream_logistic', 'downstream_boosted'):
-    out = downstream.downstream_task(xtr, ftr, xte, fte, predictor=name.split('_')[1])
-    return tuple(out[f'{n}:mean_test_accuracy'] for n in (10, 100, 1000, 10000))
+    sizes = train_sizes(len(xtr))
+    out = downstream.downstream_task(xtr, ftr, xte, fte, predictor=name.split('_')[1],
+                                     train_sizes=sizes, **kw)
+    return tuple(out[f'{n}:mean_test_accuracy'] for n in sizes)
   if name == 'fairness':
     inter = fairness.sample_intervened_codes(d['encode'], SIZES, num_points=100, random_state=0)
     return fairness.fairness(xtr, ftr, inter)['mean_fairness:mean_pred:mean_sens']
@@ -139,12 +160,12 @@ def reference(name, d):
       make = ensemble.GradientBoostingClassifier
     m = R.load('downstream')
     return tuple(float(np.mean(m._compute_loss(xtr.T[:n], ftr[:, :n], xte.T, fte, make)[1]))
-                 for n in (10, 100, 1000, 10000))
+                 for n in train_sizes(xtr.shape[1]))
   if name == 'fairness':
     m = R.load('fairness')
     utils.make_predictor_fn = lambda: utils.gradient_boosting_classifier
     return m.compute_fairness(_FactorsAsObservations(d['encode']), d['encode'],
-                              np.random.RandomState(0), num_train=10_000,
+                              np.random.RandomState(0), num_train=xtr.shape[1],
                               num_test_points_per_class=100)['mean_fairness:mean_pred:mean_sens']
   if name == 'infomec':
     return _infomec_reference(d['xtr'], d['ftr'])
@@ -199,27 +220,100 @@ def fmt(v):
   return f'{float(v):.4f}'
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--metrics', default='mig,sap,sap_continuous,dci,dci_lasso,'
-                      'modularity_explicitness,irs,unsupervised,downstream_logistic,'
-                      'downstream_boosted,fairness,udr,infomec')
-  parser.add_argument('--reference', choices=['all', 'fast', 'none'], default='all')
-  parser.add_argument('--noise', type=float, default=0.05)
-  parser.add_argument('--repeats', type=int, default=3,
-                      help='warm calls per metric and suite passes; their median is printed')
-  args = parser.parse_args()
-  warnings.filterwarnings('ignore')
-  xtr, ftr, xte, fte, encode = make_data(args.noise)
+PROTOCOL_METRICS = {'sap', 'dci', 'unified', 'modularity_explicitness', 'downstream_logistic',
+                    'downstream_boosted'}
+
+
+def build_data(noise, n_train, n_test):
+  xtr, ftr, xte, fte, encode = make_data(noise, n_train, n_test)
   # UDR: 5 models whose codes are permutations of one code (1,000 points, dlib's setting).
   rng = np.random.default_rng(1)
   perms = [rng.permutation(10) for _ in range(5)]
   kl = np.r_[np.ones(5), np.full(5, 1e-3)]
   udr_codes = [xtr[:1000][:, p] for p in perms]
   udr_kl = [kl[p] for p in perms]
-  d = dict(xtr=xtr, ftr=ftr, xte=xte, fte=fte, encode=encode, udr_codes=udr_codes, udr_kl=udr_kl)
+  return dict(xtr=xtr, ftr=ftr, xte=xte, fte=fte, encode=encode, udr_codes=udr_codes,
+              udr_kl=udr_kl)
+
+
+def suite_child(args):
+  """In a fresh process: one cold pass of the suite, then `--repeats` warm passes (JSON out)."""
+  import json
+
+  from disentangle_jax.metrics import gbt
+
+  d = build_data(args.noise, args.n_train, args.n_test)
+  names = args.metrics.split(',')
+  _, cold = timed(lambda: [ours(name, d, args.child) for name in names])
+  warm = []
+  for _ in range(args.repeats):
+    gbt.clear_fit_cache()
+    warm.append(timed(lambda: [ours(name, d, args.child) for name in names])[1])
+  print(json.dumps({'cold': cold, 'warm': warm}), flush=True)
+
+
+def suite(args):
+  """Cold (a fresh process, no compilation cache) and warm suite times per protocol."""
+  import json
+  import subprocess
+
+  names = args.metrics.split(',')
+  env = {k: v for k, v in os.environ.items() if not k.startswith('JAX_COMPILATION_CACHE')}
+  env['JAX_ENABLE_COMPILATION_CACHE'] = 'false'
+  print(f'suite: {len(names)} metrics, N={args.n_train}/{args.n_test}; cold = first pass in a '
+        'fresh process (compilation included, no persistent cache), warm = median of '
+        f'{args.repeats} further passes (boosted fits redone each pass, shared within it)',
+        flush=True)
+  for protocol in args.protocols.split(','):
+    cmd = [sys.executable, os.path.abspath(__file__), f'--child={protocol}',
+           f'--metrics={args.metrics}', f'--noise={args.noise}', f'--repeats={args.repeats}',
+           f'--n_train={args.n_train}', f'--n_test={args.n_test}']
+    start = time.perf_counter()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    times = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f'  protocol={protocol:5s} cold {times["cold"]:8.2f} s   warm {np.median(times["warm"]):8.2f} s'
+          f'   (process wall {wall:.1f} s incl. imports; load {os.getloadavg()[0]:.2f})', flush=True)
+  if args.reference != 'none':
+    d = build_data(args.noise, args.n_train, args.n_test)
+    ref = [n for n in names if not (args.reference == 'fast' and n in SLOW_REFERENCE)]
+    _, t = timed(lambda: [reference(name, d) for name in ref])
+    left = sorted(set(names) - set(ref))
+    print(f'  reference (disentanglement_lib 1.5) {t:8.2f} s' +
+          (f'  (without {",".join(left)})' if left else ''), flush=True)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--metrics', default='mig,sap,sap_continuous,dci,dci_lasso,'
+                      'modularity_explicitness,irs,unsupervised,downstream_logistic,'
+                      'downstream_boosted,fairness,udr,infomec')
+  parser.add_argument('--mode', choices=['table', 'suite', 'both'], default='both',
+                      help="'table': per metric, ours next to the reference; 'suite': the whole "
+                      'suite cold (fresh process) and warm per protocol, and the reference')
+  parser.add_argument('--protocols', default='fast,dlib', help="the suite's protocols")
+  parser.add_argument('--reference', choices=['all', 'fast', 'none'], default='all')
+  parser.add_argument('--noise', type=float, default=0.05)
+  parser.add_argument('--n_train', type=int, default=10_000)
+  parser.add_argument('--n_test', type=int, default=5_000)
+  parser.add_argument('--repeats', type=int, default=3,
+                      help='warm calls per metric and suite passes; their median is printed')
+  parser.add_argument('--child', default=None, help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  warnings.filterwarnings('ignore')
+  if args.child:
+    return suite_child(args)
   print(f'cpus={os.cpu_count()} load={os.getloadavg()} noise={args.noise} '
-        f'N=10000/5000 D=10 K=5 sizes={SIZES}', flush=True)
+        f'N={args.n_train}/{args.n_test} D=10 K=5 sizes={SIZES}', flush=True)
+  if args.mode in ('table', 'both'):
+    table(args)
+  if args.mode in ('suite', 'both'):
+    suite(args)
+  print(f'load at the end: {os.getloadavg()}', flush=True)
+
+
+def table(args):
+  d = build_data(args.noise, args.n_train, args.n_test)
   print(f'{"metric":26s} {"ours cold s":>11s} {"ours warm s":>11s} {"ref s":>9s} {"ref/warm":>9s}'
         '  ours value | reference value', flush=True)
   from disentangle_jax.metrics import gbt
@@ -255,7 +349,6 @@ def main():
     passes.append(timed(lambda: [ours(name, d) for name in names])[1])
   print(f'{"suite, shared fits (ours)":26s} {"":11s} {np.median(passes):11.2f}  (passes: '
         + ', '.join(f'{t:.2f}' for t in passes) + ')', flush=True)
-  print(f'load at the end: {os.getloadavg()}', flush=True)
 
 
 if __name__ == '__main__':
