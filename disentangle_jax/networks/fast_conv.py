@@ -425,22 +425,15 @@ def plan_conv(x_shape, w_shape) -> Plan:
 def plan_conv_transpose(x_shape, w_shape) -> Plan:
   """The plan for a stride-2 transposed conv of `x_shape` with kernel `w_shape` [k, k, I, O].
 
-  Its input gradient is a strided conv, fast as lowered ('lax'), except on wide layers with large
-  maps (a DCGAN decoder's 16×16×256 → 32×32×128), where the phase formulation's one stride-1 conv
-  is faster (205 vs 235 ms of CPU time at batch 64; the 32-channel layers of the β-VAE are twice
-  as fast as 'lax'). The forward pass and the kernel gradient go through the phase formulation;
-  the kernel gradient's matmul with both operands transposed ('gemm_tt') except on narrow layers
-  with large maps (measured equal there, 'gemm' kept; on the DCGAN layers 'gemm_tt' is 25 %
-  faster). With few output channels (a decoder's last layer) a conv to 4·C_out channels wastes its
-  vector lanes: the forward pass goes through overlap-add and the kernel gradient through the
-  channel-major matmul.
+  Its input gradient is a strided conv, fast as lowered ('lax'). The forward pass and the kernel
+  gradient go through the phase formulation. With few output channels (a decoder's last layer) a
+  conv to 4·C_out channels wastes its vector lanes: the forward pass goes through overlap-add and
+  the kernel gradient through the channel-major matmul.
   """
-  ci, co = w_shape[2], w_shape[3]
+  co = w_shape[3]
   if co <= 4:
     return Plan('ola', 'lax', 'phase_gemm_cm')
-  large_maps, wide = min(x_shape[1:3]) >= 16, ci >= 128
-  return Plan('phase_conv', 'phase_conv' if large_maps and wide else 'lax',
-              'phase_gemm' if large_maps and not wide else 'phase_gemm_tt')
+  return Plan('phase_conv', 'lax', 'phase_gemm' if min(x_shape[1:3]) >= 16 else 'phase_gemm_tt')
 
 
 # ---------------------------------------------------------------------------------------------
