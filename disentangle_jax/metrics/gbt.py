@@ -66,7 +66,8 @@ from disentangle_jax.metrics._common import label_encode
 
 DEPTH = 3
 HIST_WIDTH = 128
-# Features per node whose best coarse split is refined to exact thresholds (see `_fit`).
+# Features per node whose best coarse split is refined to exact thresholds (see `_fit`); 0 splits
+# at bin edges only (about 3x faster, D and C up to 0.04 off on entangled codes).
 REFINED_FEATURES = 2
 # Distinct values on each side of a chosen coarse edge searched exactly, at least.
 REFINE_SPAN = 32
@@ -422,7 +423,7 @@ def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale,
     m = scores.shape[0]
     pgs, pcs = jnp.stack(pgs), jnp.stack(pcs)
     mi, ti = jnp.arange(m)[:, None], jnp.arange(t)[None, :]
-    if window:
+    if window and candidates:
       # The best `candidates` features by coarse score, each refined; lax.top_k keeps the lower
       # index first among equal scores.
       _, order = jax.lax.top_k(jnp.moveaxis(scores, 1, -1), candidates)  # [M, T, K]
@@ -440,7 +441,7 @@ def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale,
                   jnp.where(better, gain, best[2]))
       f, thr, gain = best
       col = column(_pick_node(f, node, m))
-    else:  # exact bins: a coarse bin is a fine index
+    else:  # exact bins (a coarse bin is a fine index), or no refinement: the bin edge
       f = jnp.stack([v[0] for v in searched])
       bc = jnp.stack([v[1] for v in searched])
       gain = jnp.stack([v[2] for v in searched])
