@@ -19,6 +19,13 @@ def test_the_comparison_table_has_a_row_per_model_and_the_challenge_columns():
   assert '0.992 | 0.809 | 0.223 | 0.547 | 0.297' in text  # the paper's stage-2 row
 
 
+def test_the_comparison_plot_is_an_rgb_image():
+  rows = {'a': {c: 0.5 for c, _, _ in featvae.TABLE}, **featvae_vs_pixels.PAPER_ROWS}
+  image = featvae_vs_pixels.comparison_plot(rows)
+  assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+  assert image.std() > 0  # something is drawn
+
+
 @pytest.mark.slow
 def test_both_routes_train_and_are_scored_on_one_table(tmp_path, tfds_data_dir):
   record = featvae_vs_pixels.run(str(tmp_path), budget='tiny', data_dir=tfds_data_dir)
@@ -30,4 +37,5 @@ def test_both_routes_train_and_are_scored_on_one_table(tmp_path, tfds_data_dir):
       'floor_hue', 'wall_hue', 'object_hue', 'scale', 'shape', 'orientation'}
   assert (tmp_path / 'featvae' / 'features' / 'store.json').is_file()
   assert '| pixel β-VAE' in (tmp_path / 'comparison.md').read_text()
+  assert (tmp_path / 'comparison.png').stat().st_size > 0
   assert json.loads((tmp_path / 'runs.json').read_text())['scores'] == record['scores']

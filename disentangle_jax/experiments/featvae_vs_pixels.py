@@ -10,8 +10,8 @@ MPI3D. This experiment trains, on the Shapes3D-equivalent and one budget:
 and scores both with the challenge's table (FactorVAE, DCI, SAP, IRS, MIG) on the same samples.
 
 `run(output_dir, budget=...)` writes `<output_dir>/featvae/` (the pipeline's workdir),
-`<output_dir>/pixel_betavae/`, `runs.json` (scores, step-1 validation accuracy, wall times) and
-`comparison.md`; a rerun resumes unfinished runs and reuses finished ones.
+`<output_dir>/pixel_betavae/`, `runs.json` (scores, step-1 validation accuracy, wall times),
+`comparison.md` and `comparison.png` (the scores as grouped bars); a rerun resumes unfinished runs and reuses finished ones.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ import logging
 import os
 import time
 
+import numpy as np
+
 from disentangle_jax.experiments.configs import load_config
 from disentangle_jax.pipelines import featvae
 from disentangle_jax.training import train as train_lib
 from disentangle_jax.training import workdir as workdir_lib
+from disentangle_jax.visualization import images as image_lib, plots
 
 #: The public leaderboard's MPI3D-real scores (Seitzer et al. 2020, Table 1).
 PAPER_ROWS = {
@@ -105,6 +108,14 @@ def format_comparison(rows: dict[str, dict[str, float]]) -> str:
   return '\n'.join(lines)
 
 
+def comparison_plot(rows: dict[str, dict[str, float]]) -> np.ndarray:
+  """The scores per metric as grouped bars, one bar per model (uint8 RGB)."""
+  columns = [column for column, _, _ in featvae.TABLE]
+  return plots.grouped_bar_chart(columns, {name: [row[c] for c in columns]
+                                           for name, row in rows.items()},
+                                 ylabel='score', size=(9.0, 5.0))
+
+
 def run(output_dir: str, *, budget: str | Budget = 'cpu', seed: int = 0,
         data_dir: str | None = None, configs_dir: str | None = None) -> dict:
   """Trains (or resumes) both routes and scores them; returns what `runs.json` holds."""
@@ -139,4 +150,6 @@ def run(output_dir: str, *, budget: str | Budget = 'cpu', seed: int = 0,
   accuracy = ', '.join(f'{k} {v:.3f}' for k, v in record['validation_accuracy'].items())
   text = f'{table}\n\nStep 1 validation accuracy per factor: {accuracy}\n'
   workdir_lib.write_text_atomically(os.path.join(output_dir, 'comparison.md'), text)
+  image_lib.write_atomic(os.path.join(output_dir, 'comparison.png'),
+                         image_lib.encode_png(comparison_plot({**scores, **PAPER_ROWS})))
   return record

@@ -125,3 +125,28 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *,
     ax.set_title(title)
   ax.grid(axis='y', alpha=0.3)
   return _to_array(fig)
+
+
+def grouped_bar_chart(labels: Sequence[str], series: dict[str, Sequence[float]], *,
+                      ylabel: str = '', title: str | None = None,
+                      size: tuple[float, float] | None = None, dpi: int = 100) -> np.ndarray:
+  """One group of bars per label, one bar per series in each (e.g. models' scores per metric),
+  with a legend of the series."""
+  labels = [str(label) for label in labels]
+  fig = _figure(*(size or (max(5.0, 1.1 * len(labels) * max(1, len(series)) / 2 + 2.0), 3.8)),
+                dpi)
+  ax = fig.add_subplot(1, 1, 1)
+  positions = np.arange(len(labels))
+  width = 0.8 / max(1, len(series))
+  for i, (name, values) in enumerate(series.items()):
+    ax.bar(positions + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+  ax.set_xticks(positions)
+  ax.set_xticklabels(labels)
+  ax.set_ylabel(ylabel)
+  if title:
+    ax.set_title(title)
+  ax.grid(axis='y', alpha=0.3)
+  # Below the axes, so that no bar is hidden behind it.
+  ax.legend(fontsize='small', loc='upper center', bbox_to_anchor=(0.5, -0.1), ncol=2,
+            frameon=False)
+  return _to_array(fig)
