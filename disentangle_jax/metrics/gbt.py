@@ -41,9 +41,11 @@ accumulator leaves the L1 cache and each add costs about 4 times more); each lev
 the left children and gets the right ones by subtracting bin prefix sums; the two left
 grandchildren's counts share one int32 column; the exact refinement gathers each node's window of
 samples in sorted order (per level and candidate feature: [nodes, trees, window] values, not a
-pass over every sample and feature). The refinement costs time: the warm fit of the benchmark data
-(N = 10,000, 113 trees) took 4.3 s binned-only and 11 s / 13-14 s / 16 s with 1 / 2 / 3 refined
-features (shared 2-core CPU, load 5-6); 2 keeps every measured D and C within 0.02. The rest is shaped by XLA's CPU backend: the split search is a max and a
+pass over every sample and feature). The refinement costs time: the warm fit and prediction of the
+benchmark data (N = 10,000, 113 trees; shared 2-core CPU) took 3.5 s binned-only (before this
+search; cold 11 s) and 11.2 s with 2 refined features (cold 21 s) at load 3.5-3.8, and 4.3 / 9-11
+/ 16-21 s binned-only / 1 / 3 features at load 5-6; 1 feature left one measured D 0.021 off, 2
+keep every measured D and C within 0.018. The rest is shaped by XLA's CPU backend: the split search is a max and a
 min over candidate codes (its argmax is a scalar loop), and samples are routed by select-sums over
 the D features, reductions whose results XLA materialises, so node indices are not recomputed
 inside every [N, T] loop that reads them (in a scatter's flattened 1-D loops that cost a quarter
