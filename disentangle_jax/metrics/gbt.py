@@ -252,9 +252,6 @@ def _histograms(values, xb, num_bins, width=HIST_WIDTH):
   ], axis=-1)
 
 
-PREFIX_MATMUL = True
-
-
 def _prefix(h, axis=1):
   """Cumulative sums along `axis`.
 
@@ -262,7 +259,7 @@ def _prefix(h, axis=1):
   fast as XLA's associative scan, and a fraction of its compile time). Integers (the packed
   counts, exact only in integer arithmetic): the associative scan. XLA's CPU cumsum is slower.
   """
-  if not PREFIX_MATMUL or not jnp.issubdtype(h.dtype, jnp.floating):
+  if not jnp.issubdtype(h.dtype, jnp.floating):
     return jax.lax.associative_scan(jnp.add, h, axis=axis)
   size = h.shape[axis]
   tri = (jnp.arange(size)[:, None] <= jnp.arange(size)[None, :]).astype(h.dtype)  # [from, to]
