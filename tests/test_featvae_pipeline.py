@@ -362,3 +362,61 @@ def test_step2_sharded_over_two_devices_stores_the_same_features(run, fake_mpi3d
   single = feature_store.FeatureStore(os.path.join(workdir, 'features'))
   np.testing.assert_allclose(sharded.features, single.features, atol=1e-5)
   np.testing.assert_array_equal(sharded.factors, single.factors)
+
+
+_KILLED_IN_STEP3 = '''
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from absl import flags
+flags.FLAGS.mark_as_parsed()
+from disentangle_jax.training import checkpoint
+save = checkpoint.Checkpointer.save
+
+def save_then_die(self, step, *args, **kwargs):
+  saved = save(self, step, *args, **kwargs)
+  if step == 4 and os.path.basename(self.workdir) == 'featvae':
+    self.wait_until_finished()
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, as a killed job gets none
+  return saved
+
+checkpoint.Checkpointer.save = save_then_die
+from test_featvae_pipeline import tiny_config
+from disentangle_jax.pipelines import featvae
+featvae.run_pipeline(tiny_config({data_dir!r}), {workdir!r}, score=False)
+'''
+
+
+@pytest.mark.slow
+def test_a_pipeline_sigkilled_in_step3_resumes_there(run, fake_mpi3d, tmp_path):
+  """A real kill: the pipeline process SIGKILLs itself right after step 3's checkpoint 4; the
+  rerun leaves steps 1 and 2 as they are, trains steps 5-6 of step 3 and ends bit-identical to
+  the uninterrupted run."""
+  import subprocess  # noqa: PLC0415
+  import sys  # noqa: PLC0415
+
+  import train_util  # noqa: PLC0415
+
+  config, done_workdir, _ = run
+  workdir = str(tmp_path / 'work')
+  code = _KILLED_IN_STEP3.format(tests=os.path.dirname(os.path.abspath(__file__)),
+                                 data_dir=fake_mpi3d, workdir=workdir)
+  killed = subprocess.run([sys.executable, '-c', code], env=train_util.subprocess_env(),
+                          cwd=train_util.ROOT, capture_output=True, text=True, timeout=600)
+  assert killed.returncode == -9, killed.stderr[-3000:]
+  vae_dir = os.path.join(workdir, 'featvae')
+  assert restore.checkpoint_steps(vae_dir) == [2, 4]
+  untouched = [os.path.join(workdir, 'finetune', 'extractor.npz'),
+               os.path.join(workdir, 'features', 'features.npy'),
+               os.path.join(workdir, 'features', 'store.json')]
+  mtimes = {p: os.stat(p).st_mtime_ns for p in untouched}
+  finetune_steps = restore.checkpoint_steps(os.path.join(workdir, 'finetune'))
+
+  featvae_pipeline.run_pipeline(config, workdir, score=False)
+
+  assert {p: os.stat(p).st_mtime_ns for p in untouched} == mtimes
+  assert restore.checkpoint_steps(os.path.join(workdir, 'finetune')) == finetune_steps
+  assert restore.checkpoint_steps(vae_dir) == [2, 4, 6]
+  resumed = restore.load_trained_model(vae_dir)
+  uninterrupted = restore.load_trained_model(os.path.join(done_workdir, 'featvae'))
+  jax.tree.map(np.testing.assert_array_equal, (uninterrupted.params, uninterrupted.model_state),
+               (resumed.params, resumed.model_state))
