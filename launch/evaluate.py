@@ -14,7 +14,6 @@ rewritten in place on a terminal (a line per stage otherwise); library logs belo
 """
 
 import json
-import logging
 import os
 import sys
 
@@ -54,14 +53,6 @@ _COMPILATION_CACHE = compilation_cache.define_flag()
 flags.mark_flags_as_required(['workdir'])
 
 
-class _QuietCheckpointWarnings(logging.Filter):
-  """Drops orbax's warnings about restoring (e.g. 'Given directory is read only'): evaluation
-  only reads checkpoints, so they say nothing the user can act on."""
-
-  def filter(self, record):
-    return record.levelno >= logging.ERROR or '/orbax/' not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -73,8 +64,6 @@ def main(argv):
     if not flags.FLAGS['verbosity'].present:
       absl_logging.set_verbosity(absl_logging.WARNING)
     cli.quiet_libraries()
-    for handler in logging.getLogger().handlers:
-      handler.addFilter(_QuietCheckpointWarnings())
   compilation_cache.enable(_COMPILATION_CACHE.value)
   from disentangle_jax.training import reports  # noqa: PLC0415 - after the cache is set
 

@@ -11,7 +11,8 @@ and scores both with the challenge's table (FactorVAE, DCI, SAP, IRS, MIG) on th
 
 `run(output_dir, budget=...)` writes `<output_dir>/featvae/` (the pipeline's workdir),
 `<output_dir>/pixel_betavae/`, `runs.json` (scores, step-1 validation accuracy, wall times),
-`comparison.md` and `comparison.png` (the scores as grouped bars); a rerun resumes unfinished runs and reuses finished ones.
+`comparison.md` and `comparison.png` (the scores as grouped bars); a rerun resumes unfinished
+runs and reuses finished ones.
 """
 
 from __future__ import annotations
@@ -100,20 +101,11 @@ def _timed(wall: dict, key: str, fn):
   return out
 
 
-def format_comparison(rows: dict[str, dict[str, float]]) -> str:
-  columns = [column for column, _, _ in featvae.TABLE]
-  lines = ['| model | ' + ' | '.join(columns) + ' |', '|---|' + '---|' * len(columns)]
-  for name, row in rows.items():
-    lines.append(f'| {name} | ' + ' | '.join(f'{row[c]:.3f}' for c in columns) + ' |')
-  return '\n'.join(lines)
-
-
 def comparison_plot(rows: dict[str, dict[str, float]]) -> np.ndarray:
   """The scores per metric as grouped bars, one bar per model (uint8 RGB)."""
-  columns = [column for column, _, _ in featvae.TABLE]
-  return plots.grouped_bar_chart(columns, {name: [row[c] for c in columns]
-                                           for name, row in rows.items()},
-                                 ylabel='score', size=(9.0, 5.0))
+  return plots.grouped_bar_chart(
+      featvae.COLUMNS, {name: [row[c] for c in featvae.COLUMNS] for name, row in rows.items()},
+      ylabel='score', size=(9.0, 5.0))
 
 
 def run(output_dir: str, *, budget: str | Budget = 'cpu', seed: int = 0,
@@ -122,13 +114,17 @@ def run(output_dir: str, *, budget: str | Budget = 'cpu', seed: int = 0,
   budget = BUDGETS[budget] if isinstance(budget, str) else budget
   os.makedirs(output_dir, exist_ok=True)
   record_path = os.path.join(output_dir, 'runs.json')
-  record = json.load(open(record_path)) if os.path.isfile(record_path) else {}
+  record = {}
+  if os.path.isfile(record_path):
+    with open(record_path) as f:
+      record = json.load(f)
   wall = record.setdefault('wall_seconds', {})
 
   feature_config = _feature_config(budget, seed, data_dir, configs_dir)
-  logging.info('The feature route: %s', os.path.join(output_dir, 'featvae'))
-  result = _timed(wall, 'feature_route', lambda: featvae.run_pipeline(
-      feature_config, os.path.join(output_dir, 'featvae'), score=False))
+  feature_dir = os.path.join(output_dir, 'featvae')
+  logging.info('The feature route: %s', feature_dir)
+  result = _timed(wall, 'feature_route',
+                  lambda: featvae.run_pipeline(feature_config, feature_dir, score=False))
 
   pixel_dir = os.path.join(output_dir, 'pixel_betavae')
   logging.info('The pixel baseline: %s', pixel_dir)
@@ -140,16 +136,17 @@ def run(output_dir: str, *, budget: str | Budget = 'cpu', seed: int = 0,
               for metric, sizes in feature_config.table.to_dict().items()}
   scores = {
       'feature route (finetuned narrow extractor + β-VAE on features)': featvae.challenge_table(
-          featvae.step_dirs(os.path.join(output_dir, 'featvae'))['featvae'], settings, seed=seed),
+          featvae.step_dirs(feature_dir)['featvae'], settings, seed=seed),
       'pixel β-VAE (dlib conv, β = 4)': featvae.challenge_table(pixel_dir, settings, seed=seed),
   }
   record.update(budget=dataclasses.asdict(budget), seed=seed, scores=scores,
                 validation_accuracy=result['validation']['accuracy'])
   workdir_lib.write_text_atomically(record_path, json.dumps(record, indent=1))
-  table = format_comparison({**scores, **PAPER_ROWS})
-  accuracy = ', '.join(f'{k} {v:.3f}' for k, v in record['validation_accuracy'].items())
+  rows = {**scores, **PAPER_ROWS}
+  table = featvae.format_rows(rows)
+  accuracy = featvae.format_accuracy(record['validation_accuracy'])
   text = f'{table}\n\nStep 1 validation accuracy per factor: {accuracy}\n'
   workdir_lib.write_text_atomically(os.path.join(output_dir, 'comparison.md'), text)
   image_lib.write_atomic(os.path.join(output_dir, 'comparison.png'),
-                         image_lib.encode_png(comparison_plot({**scores, **PAPER_ROWS})))
+                         image_lib.encode_png(comparison_plot(rows)))
   return record

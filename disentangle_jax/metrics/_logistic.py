@@ -282,9 +282,10 @@ def fit_path_padded(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol
   """`fit_path` on inputs padded to a few shapes, so that fits of similar sizes share a compile.
 
   Problems (unless `pad_problems` is False) are padded to a power of two, classes to a multiple
-  of 8 and rows to `row_bucket` (each to at least its `min_*` argument). Padding rows have zero weight, padding classes are invalid (no probability, no
-  parameters) and padding problems have no free parameters and zero weights, so the fits are
-  those of `fit_path` on the unpadded inputs (up to the rounding of sums over more zeros).
+  of 8 and rows to `row_bucket` (each to at least its `min_*` argument). Padding rows have zero
+  weight, padding classes are invalid (no probability, no parameters) and padding problems have
+  no free parameters and zero weights, so the fits are those of `fit_path` on the unpadded inputs
+  (up to the rounding of sums over more zeros).
 
   Returns:
     (theta [P, S, D + 1, C], evaluations [P, S]) for the unpadded P and C.
@@ -306,7 +307,8 @@ def fit_path_padded(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol
   valid_p[p:, :2] = True  # padding problems: two (weightless) classes, no parameters
   theta, evals = fit_path(
     jnp.asarray(pad(x, (pp, mm, d1))), jnp.asarray(pad(y, (pp, mm))),
-    jnp.asarray(pad(weights, (pp, mm))), jnp.asarray(valid_p), jnp.asarray(pad(free, (pp, cc), False)),
+    jnp.asarray(pad(weights, (pp, mm))), jnp.asarray(valid_p),
+    jnp.asarray(pad(free, (pp, cc), False)),
     jnp.asarray(pad(l2, (pp, l2.shape[1]), 1.0)), jnp.asarray(pad(theta0, (pp, d1, cc))),
     max_iter=max_iter, tol=tol)
   return theta[:p, :, :, :c], evals[:p]

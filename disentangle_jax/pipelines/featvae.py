@@ -50,6 +50,7 @@ STEPS = ('finetune', 'features', 'featvae')
 #: (column, metric, result key): the challenge's table (Seitzer et al. 2020, Table 1).
 TABLE = (('FactorVAE', 'factorvae', 'eval_accuracy'), ('DCI', 'dci', 'disentanglement'),
          ('SAP', 'sap', 'SAP_score'), ('IRS', 'irs', 'IRS'), ('MIG', 'mig', 'discrete_mig'))
+COLUMNS = tuple(column for column, _, _ in TABLE)
 
 
 def step_dirs(workdir: str) -> dict[str, str]:
@@ -230,12 +231,22 @@ def challenge_table(directory: str, settings: Any = None, *, seed: int | None = 
   return {column: scalars.get(f'{metric}/{key}', float('nan')) for column, metric, key in TABLE}
 
 
+def format_rows(rows: dict[str, dict[str, float]]) -> str:
+  """The table as Markdown: one header row, then a row of scores per model name."""
+  lines = ['| model | ' + ' | '.join(COLUMNS) + ' |', '|---|' + '---|' * len(COLUMNS)]
+  for name, row in rows.items():
+    lines.append(f'| {name} | ' + ' | '.join(f'{row[c]:.3f}' for c in COLUMNS) + ' |')
+  return '\n'.join(lines)
+
+
+def format_accuracy(accuracy: dict[str, float]) -> str:
+  """Step 1's validation accuracy per factor on one line."""
+  return ', '.join(f'{k} {v:.3f}' for k, v in accuracy.items()) or 'none (no finetuning)'
+
+
 def format_table(row: dict, name: str = 'this run') -> str:
-  """The table as Markdown: one header row, one row of scores."""
-  header = '| model | ' + ' | '.join(column for column, _, _ in TABLE) + ' |'
-  rule = '|---|' + '---|' * len(TABLE)
-  values = '| ' + name + ' | ' + ' | '.join(f'{row[c]:.3f}' for c, _, _ in TABLE) + ' |'
-  return '\n'.join([header, rule, values])
+  """The table of one model's scores as Markdown."""
+  return format_rows({name: row})
 
 
 def run_pipeline(config: ml_collections.ConfigDict, workdir: str, *, score: bool = True) -> dict:
@@ -258,8 +269,8 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str, *, score: bool
   table_settings = config.table.to_dict() if config.get('table') is not None else {}
   table = challenge_table(dirs['featvae'], table_settings, seed=config.seed)
   text = format_table(table, name=os.path.basename(os.path.abspath(workdir)))
-  accuracy = ', '.join(f'{k} {v:.3f}' for k, v in validation['accuracy'].items()) or 'none (no finetuning)'
-  print(f'Step 1 validation accuracy: {accuracy}\n{text}', flush=True)
+  print(f'Step 1 validation accuracy: {format_accuracy(validation["accuracy"])}\n{text}',
+        flush=True)
   workdir_lib.write_text_atomically(os.path.join(workdir, 'table.json'),
                                     json.dumps({'validation': validation, 'table': table},
                                                indent=1))
