@@ -260,7 +260,7 @@ def _prefix(h, axis=1):
   counts, exact only in integer arithmetic): the associative scan. XLA's CPU cumsum is slower.
   """
   if not jnp.issubdtype(h.dtype, jnp.floating):
-    return jax.lax.associative_scan(jnp.add, h, axis=axis)
+    return jnp.moveaxis(_window_cumsum(jnp.moveaxis(h, axis, -1)), -1, axis)
   size = h.shape[axis]
   tri = (jnp.arange(size)[:, None] <= jnp.arange(size)[None, :]).astype(h.dtype)  # [from, to]
   moved = jnp.moveaxis(h, axis, -1)
@@ -320,6 +320,29 @@ def _pick_node(v, node, m):
                    jnp.where(node == 2, v[2], v[3]))
 
 
+def _window_cumsum(v):
+  """Cumulative sums along the last axis in blocks of at most 16 (exact for integers).
+
+  Within a block a triangular matmul (16 multiply-adds per element), then the blocks' totals
+  by another: a few ops to compile where an associative scan unrolls into dozens of slices and
+  pads per level, at about the scan's cost to run on windows of 128 to 512.
+  """
+  w = v.shape[-1]
+  b = min(w, 16)
+  a = -(-w // b)
+  if a * b > w:
+    v = jnp.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, a * b - w)])
+  blocks = v.reshape(v.shape[:-1] + (a, b))
+  hi = None if jnp.issubdtype(v.dtype, jnp.integer) else jax.lax.Precision.HIGHEST
+  tri_b = (jnp.arange(b)[:, None] <= jnp.arange(b)[None, :]).astype(v.dtype)
+  inner = jnp.einsum('...ai,ij->...aj', blocks, tri_b, precision=hi)
+  if a > 1:
+    before = (jnp.arange(a)[:, None] < jnp.arange(a)[None, :]).astype(v.dtype)  # exclusive
+    offset = jnp.einsum('...i,ij->...j', inner[..., -1], before, precision=hi)
+    inner = inner + offset[..., None]
+  return inner.reshape(v.shape)[..., :w]
+
+
 def _refine(g, node, feature, coarse, pgs, pcs, layout, *, window, reach, num_bins):
   """Exact thresholds near the splits chosen on bins: an exact split search in a window.
 
@@ -365,8 +388,10 @@ def _refine(g, node, feature, coarse, pgs, pcs, layout, *, window, reach, num_bi
   value = sorted_fine.reshape(-1)[fine_at]
   cut = value < sorted_fine.reshape(-1)[fine_at + 1]  # a larger value follows: a split point
   # Along the window an associative scan: a triangular matmul would cost `window` times more.
-  cg = base_g[..., None] + jax.lax.associative_scan(jnp.add, gw, axis=-1)
-  cc = base_c[..., None] + jax.lax.associative_scan(jnp.add, member.astype(gw.dtype), axis=-1)
+  # Both running sums at once, blocked (`_window_cumsum`).
+  cum = _window_cumsum(jnp.stack([gw, member.astype(gw.dtype)]))
+  cg = base_g[..., None] + cum[0]
+  cc = base_c[..., None] + cum[1]
   rg, rc = tg[..., None] - cg, tc[..., None] - cc
   valid = member & cut & (cc >= 1) & (rc >= 1) & has[..., None]
   score = jnp.where(valid, cg**2 / jnp.maximum(cc, 1) + rg**2 / jnp.maximum(rc, 1), -jnp.inf)
@@ -426,19 +451,16 @@ def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale,
       # The best `candidates` features by coarse score, each refined; lax.top_k keeps the lower
       # index first among equal scores.
       _, order = jax.lax.top_k(jnp.moveaxis(scores, 1, -1), candidates)  # [M, T, K]
-      best = None
-      for k in range(candidates):
-        f = order[..., k]
-        bc = bins[mi, f, ti]
-        thr, gain = _refine(g, node, f, bc, pgs, pcs, sorted_layout, window=window, reach=reach,
-                            num_bins=b)
-        if best is None:
-          best = (f, thr, gain)
-        else:  # strictly better only: a tie keeps the better coarse candidate (lower index)
-          better = gain > best[2]
-          best = (jnp.where(better, f, best[0]), jnp.where(better, thr, best[1]),
-                  jnp.where(better, gain, best[2]))
-      f, thr, gain = best
+      fk = jnp.moveaxis(order, -1, 0)  # [K, M, T]
+      # The candidates refined as one batch (vmap): one copy of the refinement to compile, not K.
+      thrk, gaink = jax.vmap(lambda f: _refine(
+        g, node, f, bins[mi, f, ti], pgs, pcs, sorted_layout, window=window, reach=reach,
+        num_bins=b))(fk)
+      # The best refined gain; a tie keeps the better coarse candidate (lower k).
+      gain = gaink.max(0)
+      kbest = jnp.where(gaink >= gain, jnp.arange(candidates)[:, None, None], candidates).min(0)
+      f = jnp.take_along_axis(fk, kbest[None], 0)[0]
+      thr = jnp.take_along_axis(thrk, kbest[None], 0)[0]
       col = column(_pick_node(f, node, m))
     else:  # exact bins (a coarse bin is a fine index), or no refinement: the bin edge
       f = jnp.stack([v[0] for v in searched])
