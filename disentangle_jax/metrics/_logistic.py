@@ -92,7 +92,7 @@ def fit_per_factor(
   theta, _ = fit_path_padded(
     np.broadcast_to(xa[None], (k, n, d + 1)), labels.T.astype(np.int32),
     weights.astype(np.float32), valid, free, np.full((k, 1), l2, np.float32),
-    np.zeros((k, d + 1, width), np.float32), max_iter=max_iter, tol=tol, pad_problems=False)
+    np.zeros((k, d + 1, width), np.float32), max_iter=max_iter, tol=tol)
   w, b = theta[:, 0, :d], theta[:, 0, d]
   return w, b - jnp.einsum('d,kdc->kc', jnp.asarray(mu, jnp.float32), w), jnp.asarray(valid)
 
@@ -278,25 +278,33 @@ def row_bucket(rows: int, minimum: int = 128) -> int:
 
 
 def fit_path_padded(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4,
-                    min_rows=128, min_problems=8, min_classes=8, pad_problems=True):
+                    min_rows=128, min_problems=8, min_classes=8, min_steps=10, pad_problems=True):
   """`fit_path` on inputs padded to a few shapes, so that fits of similar sizes share a compile.
 
-  Problems (unless `pad_problems` is False) are padded to a power of two, classes to a multiple
-  of 8 and rows to `row_bucket` (each to at least its `min_*` argument). Padding rows have zero
-  weight, padding classes are invalid (no probability, no parameters) and padding problems have
-  no free parameters and zero weights, so the fits are those of `fit_path` on the unpadded inputs
-  (up to the rounding of sums over more zeros).
+  Problems are fitted in blocks of `min_problems` (8; the last block padded; one block of all P
+  when `pad_problems` is False), rows padded to `row_bucket`, classes to a multiple of 8 (at
+  least `min_classes`) and the penalty path to `min_steps` penalties (the last one repeated: a
+  repeated penalty starts at its own solution and stops after one evaluation). Padding rows have
+  zero weight, padding classes are invalid (no probability, no parameters) and padding problems
+  have no free parameters and zero weights, so the fits are those of `fit_path` on the unpadded
+  inputs (up to the rounding of sums over more zeros). A path of 10 Cs and a single refit, or the
+  cross-validation's folds and the refit on all rows (`downstream`), then share one compilation.
 
   Returns:
-    (theta [P, S, D + 1, C], evaluations [P, S]) for the unpadded P and C.
+    (theta [P, S, D + 1, C], evaluations [P, S]) for the unpadded P, S and C.
   """
   x, y, weights = np.asarray(x), np.asarray(y), np.asarray(weights)
   valid, free, l2, theta0 = np.asarray(valid), np.asarray(free), np.asarray(l2), np.asarray(theta0)
   p, m, d1 = x.shape
   c = theta0.shape[2]
-  pp = bucket(p, min_problems) if pad_problems else p
+  s = l2.shape[1]
+  block = min_problems if pad_problems else p
+  pp = -(-p // block) * block
   mm = row_bucket(m, min_rows)
   cc = max(min_classes, -(-c // 8) * 8)
+  ss = max(s, min_steps)
+  if ss > s:
+    l2 = np.concatenate([l2, np.repeat(l2[:, -1:], ss - s, axis=1)], axis=1)
 
   def pad(a, shape, value=0):
     out = np.full(shape, value, a.dtype)
@@ -305,10 +313,12 @@ def fit_path_padded(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol
 
   valid_p = pad(valid, (pp, cc), False)
   valid_p[p:, :2] = True  # padding problems: two (weightless) classes, no parameters
-  theta, evals = fit_path(
-    jnp.asarray(pad(x, (pp, mm, d1))), jnp.asarray(pad(y, (pp, mm))),
-    jnp.asarray(pad(weights, (pp, mm))), jnp.asarray(valid_p),
-    jnp.asarray(pad(free, (pp, cc), False)),
-    jnp.asarray(pad(l2, (pp, l2.shape[1]), 1.0)), jnp.asarray(pad(theta0, (pp, d1, cc))),
-    max_iter=max_iter, tol=tol)
-  return theta[:p, :, :, :c], evals[:p]
+  args = (pad(x, (pp, mm, d1)), pad(y, (pp, mm)), pad(weights, (pp, mm)), valid_p,
+          pad(free, (pp, cc), False), pad(l2, (pp, ss), 1.0), pad(theta0, (pp, d1, cc)))
+  thetas, evals = [], []
+  for lo in range(0, pp, block):
+    th, ev = fit_path(*(jnp.asarray(a[lo:lo + block]) for a in args), max_iter=max_iter, tol=tol)
+    thetas.append(np.asarray(th))
+    evals.append(np.asarray(ev))
+  theta, evals = np.concatenate(thetas), np.concatenate(evals)
+  return jnp.asarray(theta[:p, :s, :, :c]), jnp.asarray(evals[:p, :s])

@@ -116,17 +116,42 @@ def _groups(sizes, n: int) -> list[list[int]]:
   return groups
 
 
+def _held_out_correct_padded(x, y, ok, theta, logit_mask, *, min_classes=8, block=8):
+  """`_held_out_correct` on blocks of `block` problems, rows and classes padded as
+  `_logistic.fit_path_padded` pads them, so that sizes and groups share compilations."""
+  p, h, d1 = x.shape
+  c = theta.shape[-1]
+  hh = _logistic.row_bucket(h)
+  cc = max(min_classes, -(-c // 8) * 8)
+  pp = -(-p // block) * block
+
+  def pad(a, shape, value=0):
+    out = np.full(shape, value, a.dtype)
+    out[tuple(slice(0, k) for k in a.shape)] = a
+    return out
+
+  args = (pad(x, (pp, hh, d1)), pad(y, (pp, hh)), pad(ok, (pp, hh), False),
+          pad(theta, (pp,) + theta.shape[1:3] + (cc,)),
+          pad(logit_mask, (pp, cc), np.float32(-1e30)))
+  out = [np.asarray(_held_out_correct(*(jnp.asarray(a[lo:lo + block]) for a in args)))
+         for lo in range(0, pp, block)]
+  return np.concatenate(out)[:p]
+
+
 def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter, buckets):
   """LogisticRegressionCV's cross-validation for label columns batched together.
 
   xa: [n, D + 1] inputs (last column ones); labels: [n, G] encoded; sizes: their class counts.
   Returns the chosen C's index per column and the folds' mean solution there, [G, D + 1, width].
-  `buckets`: `_logistic.fit_path_padded`'s minimum padded sizes.
+  `buckets`: `_logistic.fit_path_padded`'s minimum padded sizes. Each fold's fit sees all n rows,
+  its held-out rows with zero weight (the same objective as on its training rows alone), so that
+  it shares its compilation with the refit on all rows.
   """
   n, g = labels.shape
   width = max(2, max(sizes))
   valid, free, logit_mask = _logistic.class_masks(sizes, width)
-  tr_idx, tr_ok, he_idx, he_ok = _fold_rows(n, num_folds)
+  held = kfold_masks(n, num_folds)
+  _, _, he_idx, he_ok = _fold_rows(n, num_folds)
   s = len(cs)
 
   def per_problem(a):  # [F, ...] per fold -> [G * F, ...] (problem = factor-major)
@@ -139,13 +164,14 @@ def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter, buckets):
     return np.repeat(a, num_folds, axis=0)
 
   theta, _ = _logistic.fit_path_padded(
-    per_problem(xa[tr_idx]), fold_labels(tr_idx).astype(np.int32),
-    per_problem(tr_ok.astype(np.float32)), rep(valid), rep(free),
+    np.broadcast_to(xa[None], (g * num_folds,) + xa.shape), rep(labels.T.astype(np.int32)),
+    per_problem((~held).astype(np.float32)), rep(valid), rep(free),
     np.broadcast_to(1.0 / cs, (g * num_folds, s)).astype(np.float32),
     np.zeros((g * num_folds, xa.shape[1], width), np.float32), max_iter=max_iter, **buckets)
-  correct = np.asarray(_held_out_correct(
-    jnp.asarray(per_problem(xa[he_idx])), jnp.asarray(fold_labels(he_idx), jnp.int32),
-    jnp.asarray(per_problem(he_ok)), jnp.asarray(theta), jnp.asarray(rep(logit_mask))))
+  correct = _held_out_correct_padded(
+    per_problem(xa[he_idx]), fold_labels(he_idx).astype(np.int32), per_problem(he_ok),
+    np.asarray(theta), rep(logit_mask).astype(np.float32),
+    min_classes=buckets.get('min_classes', 8))
   # sklearn's choice: the best sum over folds of held-out accuracies, first C on ties.
   acc = correct.reshape(g, num_folds, s) / np.maximum(he_ok.sum(1), 1)[None, :, None]
   best = np.argmax(acc.sum(axis=1), axis=1)
