@@ -195,3 +195,40 @@ def test_tie_rule_shares_the_gain_among_duplicated_features():
   ours = gbt.fit_gbt(x, ftr[:, :1], num_stages=20).importances[:, 0]
   assert abs(ours[[0, 4, 5]].sum() - np.mean(refs, 0)[[0, 4, 5]].sum()) < 0.02
   assert np.abs(ours[[0, 4, 5]] - ours[0]).max() < 1e-6
+
+
+def test_blocked_cumsum_matches_numpy():
+  import jax.numpy as jnp
+
+  rng = np.random.default_rng(0)
+  for w in (1, 7, 16, 100, 128, 512):
+    v = rng.standard_normal((3, w)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(gbt._window_cumsum(jnp.asarray(v))),
+                               np.cumsum(v.astype(np.float64), -1), atol=1e-5)
+    i = rng.integers(0, 2**16, (2, w, 3)).astype(np.int32)
+    np.testing.assert_array_equal(np.asarray(gbt._prefix(jnp.asarray(i))), np.cumsum(i, 1))
+
+
+def test_padded_small_fits_equal_unpadded_ones(monkeypatch):
+  # Small fits are padded to gbt.SMALL_FIT rows of zero weight (and trees to as many): the padding
+  # changes neither the trees nor the importances nor the predictions.
+  xtr, ftr, xte, _ = data.train_test(60, 40, SIZES, noise=0.2, extra_dims=2)
+  padded = gbt._fit_gbt(xtr, ftr, num_stages=20, learning_rate=0.1, num_bins=128,
+                        precision='float32')
+  monkeypatch.setattr(gbt, 'SMALL_FIT', 0)
+  plain = gbt._fit_gbt(xtr, ftr, num_stages=20, learning_rate=0.1, num_bins=128,
+                       precision='float32')
+  np.testing.assert_array_equal(padded.features, plain.features)
+  np.testing.assert_array_equal(padded.thresholds, plain.thresholds)
+  np.testing.assert_allclose(padded.leaf_values, plain.leaf_values, atol=1e-5)
+  np.testing.assert_allclose(padded.importances, plain.importances, atol=1e-5)
+  np.testing.assert_array_equal(padded.train_predictions, plain.train_predictions)
+  np.testing.assert_array_equal(padded.predict(xte), plain.predict(xte))
+
+
+def test_small_fits_share_one_compilation():
+  xtr, ftr, _, _ = data.train_test(120, 10, SIZES, noise=0.2)
+  gbt.fit_gbt(xtr[:100], ftr[:100], num_stages=5)
+  before = gbt._fit._cache_size()
+  gbt.fit_gbt(xtr[:12], ftr[:12], num_stages=5)  # fewer classes seen, fewer rows: same shapes
+  assert gbt._fit._cache_size() == before

@@ -128,3 +128,43 @@ def test_small_training_sizes_share_compilations():
   before = _logistic.fit_path._cache_size()
   downstream.downstream_task(xtr, ftr, xte, fte, train_sizes=(40, 90))
   assert _logistic.fit_path._cache_size() == before  # padded to the shapes of the size-20 fits
+
+
+def test_padded_rows_and_problem_blocks_leave_fits_unchanged():
+  # Rows of zero weight (here with arbitrary inputs and labels, as a fold's held-out rows are),
+  # problems fitted in blocks of 8 and a single penalty padded to a path of 10 give the fit of
+  # the unpadded problem.
+  from disentangle_jax.metrics import _logistic
+
+  rng = np.random.default_rng(1)
+  p, m, extra = 11, 60, 25
+  x = rng.standard_normal((p, m + extra, 4)).astype(np.float32)
+  x[..., -1] = 1.0
+  y = rng.integers(0, 3, (p, m + extra)).astype(np.int32)
+  weights = np.ones((p, m + extra), np.float32)
+  weights[:, m:] = 0.0
+  valid, free, _ = _logistic.class_masks([3] * p, 3)
+  l2 = np.ones((p, 1), np.float32)
+  theta0 = np.zeros((p, 4, 3), np.float32)
+  ref, _ = _logistic.fit_path(*(jnp.asarray(a) for a in (x[:, :m], y[:, :m], weights[:, :m],
+                                                         valid, free, l2, theta0)), max_iter=300)
+  padded, evals = _logistic.fit_path_padded(x, y, weights, valid, free, l2, theta0, max_iter=300)
+  assert padded.shape == ref.shape and evals.shape == (p, 1)
+  np.testing.assert_allclose(np.asarray(padded), np.asarray(ref), atol=1e-3)
+
+
+def test_folds_refit_and_explicitness_share_one_compilation():
+  # The cross-validation's folds see all rows (held-out ones with zero weight), so the folds, the
+  # refit and a single-penalty fit_per_factor on the same rows compile fit_path once per class
+  # bucket.
+  from disentangle_jax.metrics import _logistic
+  from disentangle_jax.metrics._common import label_encode
+
+  xtr, ftr, xte, fte = data.train_test(300, 50, (20, 30), noise=0.1)
+  downstream.downstream_task(xtr, ftr, xte, fte, train_sizes=(300,))
+  before = _logistic.fit_path._cache_size()
+  downstream.downstream_task(xtr[:290], ftr[:290], xte, fte, train_sizes=(290,))
+  enc, sizes = label_encode(ftr)
+  assert max(sizes) > 24  # the same class bucket (32) as the downstream fits
+  _logistic.fit_per_factor(xtr, enc, sizes, l2=1.0)
+  assert _logistic.fit_path._cache_size() == before

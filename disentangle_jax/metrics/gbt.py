@@ -73,6 +73,11 @@ HIST_WIDTH = 128
 REFINED_FEATURES = 2
 # Distinct values on each side of a chosen coarse edge searched exactly, at least.
 REFINE_SPAN = 32
+# Fits of at most this many samples are padded to it (zero-weight rows; trees padded to at least
+# as many), so that small fits (the downstream task's 10 and 100 labels) share one compilation.
+SMALL_FIT = 128
+# Prediction pads the trees to a multiple of this (one compilation for ensembles of similar size).
+PREDICT_TREES = 128
 
 
 def quantile_bin_edges(x: np.ndarray, num_bins: int) -> list[np.ndarray]:
@@ -173,15 +178,21 @@ class GBTEnsemble:
   def predict(self, x: np.ndarray) -> np.ndarray:
     """[N, D] features -> [N, K] predicted labels (label-encoded)."""
     layout = _Layout(self.num_classes)
+    t = self.init.shape[0]
+    # Trees padded to a multiple of 128 (no splits, zero leaves), so that ensembles of similar
+    # sizes share a compilation.
+    tp = -(-t // PREDICT_TREES) * PREDICT_TREES - t
+    pad = lambda a, value=0: np.pad(a, [(0, 0), (0, tp)] + [(0, 0)] * (a.ndim - 2),  # noqa: E731
+                                    constant_values=value)
     with jax.enable_x64(True):
       raw = _raw_predict(
         jnp.asarray(apply_bins(x, self.edges)),
-        jnp.asarray(self.features),
-        jnp.asarray(self.thresholds),
-        jnp.asarray(self.leaf_values, jnp.float64),
-        jnp.asarray(self.init, jnp.float64),
+        jnp.asarray(pad(self.features)),
+        jnp.asarray(pad(self.thresholds, _ALL_LEFT)),
+        jnp.asarray(pad(self.leaf_values), jnp.float64),
+        jnp.asarray(np.pad(self.init, (0, tp)), jnp.float64),
       )
-      return _decide(np.asarray(raw, np.float64), layout)
+      return _decide(np.asarray(raw, np.float64)[:, :t], layout)
 
 
 def _decide(raw: np.ndarray, layout: _Layout) -> np.ndarray:
@@ -221,17 +232,20 @@ def _raw_predict(xb, features, thresholds, leaf_values, init):
   return raw.T
 
 
-def _probabilities(raw, groups):
+def _probabilities(raw, onehot, binary):
   """Per-tree probabilities from raw [N, T]: sigmoid for a binary factor, softmax over its trees.
 
-  groups: static ((size, binary), ...) per factor, in tree order.
+  onehot: [T, G] the factor (group) of each tree; binary: [T] bool. Traced, not static, so that
+  fits with different class counts share a compilation.
   """
-  out, start = [], 0
-  for size, binary in groups:
-    block = raw[:, start : start + size]
-    out.append(jax.nn.sigmoid(block) if binary else jax.nn.softmax(block, axis=1))
-    start += size
-  return jnp.concatenate(out, axis=1)
+  member = onehot > 0
+  shift = jnp.max(jnp.where(member[None], raw[:, :, None], -jnp.inf), axis=1)  # [N, G]
+  shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
+  hi = jax.lax.Precision.HIGHEST
+  e = jnp.exp(raw - jnp.einsum('ng,tg->nt', shift, onehot, precision=hi))
+  total = jnp.einsum('nt,tg->ng', e, onehot, precision=hi)
+  soft = e / jnp.einsum('ng,tg->nt', total, onehot, precision=hi)
+  return jnp.where(binary, jax.nn.sigmoid(raw), soft)
 
 
 def _histograms(values, xb, num_bins, width=HIST_WIDTH):
@@ -343,7 +357,7 @@ def _window_cumsum(v):
   return inner.reshape(v.shape)[..., :w]
 
 
-def _refine(g, node, feature, coarse, pgs, pcs, layout, *, window, reach, num_bins):
+def _refine(g, node, feature, coarse, pgs, pcs, layout, live, *, window, reach, num_bins):
   """Exact thresholds near the splits chosen on bins: an exact split search in a window.
 
   For each node (M per tree) the coarse search chose `feature` and coarse bin `coarse` (go left
@@ -355,6 +369,7 @@ def _refine(g, node, feature, coarse, pgs, pcs, layout, *, window, reach, num_bi
 
   Args:
     g: [N, T] gradients; node: [N, T] node of each sample (0..M-1).
+    live: [N] bool, False on padding rows (they belong to no node).
     feature, coarse: [M, T] the coarse split.
     pgs, pcs: [M, D, B, T] the nodes' coarse prefix sums (gradients, counts).
     layout: (order [D, N] samples sorted by feature, sorted_fine [D, N + 1] their fine indices
@@ -382,7 +397,9 @@ def _refine(g, node, feature, coarse, pgs, pcs, layout, *, window, reach, num_bi
   fw = feature[..., None]
   ids = order.reshape(-1)[fw * n + pos]  # sample ids
   flat = ti[..., None] * n + ids
-  member = inside & (node.T.reshape(-1)[flat] == mi[..., None]) if m > 1 else inside
+  member = inside & live[ids]
+  if m > 1:
+    member = member & (node.T.reshape(-1)[flat] == mi[..., None])
   gw = jnp.where(member, g.T.reshape(-1)[flat], 0.0)
   fine_at = fw * (n + 1) + pos
   value = sorted_fine.reshape(-1)[fine_at]
@@ -404,11 +421,14 @@ def _refine(g, node, feature, coarse, pgs, pcs, layout, *, window, reach, num_bi
   return threshold, gain
 
 
-@functools.partial(jax.jit, static_argnames=('groups', 'num_bins', 'num_stages', 'window',
-                                             'reach', 'candidates'))
-def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale, learning_rate, *,
-         groups, num_bins, num_stages, window, reach, candidates=REFINED_FEATURES):
-  """The boosting loop. xb: [N, D] coarse bins, xf: [N, D] fine indices, y: [N, T] 0/1 targets.
+@functools.partial(jax.jit, static_argnames=('num_bins', 'num_stages', 'window', 'reach',
+                                             'candidates'))
+def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, weight, onehot, binary, init,
+         newton_scale, learning_rate, *, num_bins, num_stages, window, reach,
+         candidates=REFINED_FEATURES):
+  """The boosting loop. xb: [N, D] coarse bins, xf: [N, D] fine indices, y: [N, T] 0/1 targets,
+  weight: [N] 1, or 0 on padding rows (they add nothing to any sum or count), onehot [T, G] and
+  binary [T]: each tree's factor and whether it is binary (`_probabilities`).
 
   Per level: the split of every node is searched on the coarse bins' prefix sums (histograms of
   whole sample rows), then refined exactly in a window around the best edges of its `candidates`
@@ -427,7 +447,8 @@ def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale,
   candidates = min(candidates, d)
   sorted_layout = (order, sorted_fine, sorted_start)
   dtype = init.dtype
-  pc0 = _prefix(_histograms(jnp.ones((n, 1), dtype), xb, b))  # [D, B, 1] root count prefixes
+  live = weight > 0
+  pc0 = _prefix(_histograms(weight[:, None], xb, b))  # [D, B, 1] root count prefixes
   pc0 = jnp.broadcast_to(pc0, (d, b, t))
   trees = jnp.arange(t)
 
@@ -454,7 +475,7 @@ def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale,
       fk = jnp.moveaxis(order, -1, 0)  # [K, M, T]
       # The candidates refined as one batch (vmap): one copy of the refinement to compile, not K.
       thrk, gaink = jax.vmap(lambda f: _refine(
-        g, node, f, bins[mi, f, ti], pgs, pcs, sorted_layout, window=window, reach=reach,
+        g, node, f, bins[mi, f, ti], pgs, pcs, sorted_layout, live, window=window, reach=reach,
         num_bins=b))(fk)
       # The best refined gain; a tie keeps the better coarse candidate (lower k).
       gain = gaink.max(0)
@@ -477,9 +498,9 @@ def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale,
     return f, thr, gain, share, goes_right
 
   def stage(raw, _):
-    p = _probabilities(raw, groups)
-    g = y - p
-    hess = p * (1 - p)
+    p = _probabilities(raw, onehot, binary)
+    g = (y - p) * weight[:, None]
+    hess = p * (1 - p) * weight[:, None]
     zero = jnp.zeros((n, t), jnp.int32)
     # Root.
     pg0 = _prefix(_histograms(g, xb, b))  # [D, B, T]
@@ -487,15 +508,15 @@ def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale,
     a0 = ~r0  # [N, T] goes left at the root
     # Level 1 (nodes L, R): the left child's gradients and counts by histogram.
     pg_l, pc_l = jnp.split(
-      _prefix(_histograms(jnp.concatenate([g * a0, a0.astype(dtype)], axis=1), xb, b)), 2, -1)
+      _prefix(_histograms(jnp.concatenate([g * a0, a0 * weight[:, None]], axis=1), xb, b)), 2, -1)
     pg_r, pc_r = pg0 - pg_l, pc0 - pc_l
     node1 = r0.astype(jnp.int32)
     f1, t1, gain1, share1, r1 = split(
       g, node1, [_best_split(pg_l, pc_l), _best_split(pg_r, pc_r)], [pg_l, pg_r], [pc_l, pc_r])
     q = 2 * node1 + r1  # [N, T] level-2 node 0..3 (LL, LR, RL, RR)
     # Level 2: the left grandchildren's gradients and counts.
-    ll = q == 0
-    rl = q == 2
+    ll = (q == 0) & live[:, None]
+    rl = (q == 2) & live[:, None]
     pg_ll, pg_rl = jnp.split(
       _prefix(_histograms(jnp.concatenate([g * ll, g * rl], axis=1), xb, b)), 2, axis=-1)
     if n < 2**15:
@@ -522,7 +543,7 @@ def _fit(xb, xf, start, order, sorted_fine, sorted_start, y, init, newton_scale,
     raw = raw + value.reshape(-1)[seg]
     feats = jnp.concatenate([f0, f1, f2], axis=0).T  # [T, 7] heap order
     thrs = jnp.concatenate([t0, t1, t2], axis=0).T
-    gain = jnp.concatenate([gain0, gain1, gain2], axis=0) / n  # [7, T]
+    gain = jnp.concatenate([gain0, gain1, gain2], axis=0) / jnp.sum(weight)  # [7, T]
     share = jnp.concatenate([share0, share1, share2], axis=0)  # [7, D, T]
     gains = jnp.einsum('mt,mdt->td', gain, share)
     return raw, (feats, thrs, value, gains)
@@ -641,9 +662,11 @@ def _fit_gbt(x, labels, *, num_stages, learning_rate, num_bins, precision) -> GB
   encoded, num_classes = label_encode(labels)
   layout = _Layout(tuple(num_classes))
   n, d = x.shape
-  # A bin count set by the sample count (never more bins than samples), not by the data, so that
-  # fits of the same size share one compilation; small fits search far fewer bins.
-  width = min(num_bins, 1 << max(3, (n - 1).bit_length()))
+  # Small fits are padded to SMALL_FIT rows (zero weight), so that they share a compilation.
+  rows = max(n, SMALL_FIT)
+  # A bin count set by the (padded) sample count (never more bins than samples), not by the data,
+  # so that fits of the same size share one compilation; small fits search far fewer bins.
+  width = min(num_bins, 1 << max(3, (rows - 1).bit_length()))
   xb, xf, bin_start, sorted_layout, edges, window, reach = _bin_layout(x, num_bins, width)
   tree_factor = layout.tree_factor()
   tree_class = layout.tree_class()
@@ -667,9 +690,26 @@ def _fit_gbt(x, labels, *, num_stages, learning_rate, num_bins, precision) -> GB
     else:
       init[start : start + size] = np.log(prior)
       scale[start : start + size] = (c - 1) / c
-  groups = tuple(
-    (size, c == 2) for c, size in zip(layout.num_classes, layout.trees_per_factor) if size > 0
-  )
+  # Padding: rows of zero weight (after the last sorted position, sentinel fine values), and for
+  # small fits trees to at least SMALL_FIT, each alone in an extra factor (binary, no target).
+  trees = max(num_trees, SMALL_FIT) if n <= SMALL_FIT else num_trees
+  k = len(num_classes)
+  onehot = np.zeros((trees, k + 1), np.float32)
+  onehot[np.arange(num_trees), tree_factor] = 1.0
+  onehot[num_trees:, k] = 1.0
+  binary = np.ones(trees, bool)
+  binary[:num_trees] = np.asarray(layout.num_classes)[tree_factor] == 2
+  weight = np.zeros(rows, np.float32)
+  weight[:n] = 1.0
+  grow = lambda a, shape, value=0: np.pad(  # noqa: E731
+    a, [(0, s - t) for s, t in zip(shape, a.shape)], constant_values=value)
+  order, sorted_fine, sorted_start = sorted_layout
+  order = np.concatenate([order, np.broadcast_to(np.arange(n, rows, dtype=np.int32), (d, rows - n))],
+                         axis=1)
+  sorted_fine = grow(sorted_fine, (d, rows + 1), np.iinfo(np.int32).max)
+  sorted_layout = (order, sorted_fine, sorted_start)
+  xb, xf = grow(xb, (rows, d)), grow(xf, (rows, d))
+  y = grow(y, (rows, trees))
   dtype = jnp.float64 if precision == 'float64' else jnp.float32
   with jax.enable_x64(precision == 'float64'):
     raw, feats, thrs, values, gains = _fit(
@@ -678,18 +718,21 @@ def _fit_gbt(x, labels, *, num_stages, learning_rate, num_bins, precision) -> GB
       jnp.asarray(bin_start),
       *(jnp.asarray(a) for a in sorted_layout),
       jnp.asarray(y, dtype),
-      jnp.asarray(init, dtype),
-      jnp.asarray(scale, dtype),
+      jnp.asarray(weight, dtype),
+      jnp.asarray(onehot, dtype),
+      jnp.asarray(binary),
+      jnp.asarray(grow(init, (trees,)), dtype),
+      jnp.asarray(grow(scale, (trees,), 1.0), dtype),
       jnp.asarray(learning_rate, dtype),
-      groups=groups,
       num_bins=width,
       num_stages=num_stages,
       window=window,
       reach=reach,
       candidates=REFINED_FEATURES,
     )
-    raw, values = np.asarray(raw, np.float64), np.asarray(values, np.float64)
-    feats, thrs, gains = np.asarray(feats), np.asarray(thrs), np.asarray(gains)
+    t = num_trees
+    raw, values = np.asarray(raw, np.float64)[:n, :t], np.asarray(values, np.float64)[:, :t]
+    feats, thrs, gains = np.asarray(feats)[:, :t], np.asarray(thrs)[:, :t], np.asarray(gains)[:t]
   gains = np.asarray(gains, np.float64)  # [T, D]
   for k, (start, size) in enumerate(zip(layout.starts, layout.trees_per_factor)):
     col = gains[start : start + size].sum(0)
