@@ -210,20 +210,29 @@ def test_blocked_cumsum_matches_numpy():
 
 
 def test_padded_small_fits_equal_unpadded_ones(monkeypatch):
-  # Small fits are padded to gbt.SMALL_FIT rows of zero weight (and trees to as many): the padding
-  # changes neither the trees nor the importances nor the predictions.
+  # Small fits are padded to gbt.SMALL_FIT rows of zero weight (and trees to as many). In float64
+  # the padding changes nothing: trees, importances and predictions are equal. In float32 the
+  # padded sums round differently (their order depends on the vector width of the CPU), which
+  # can re-break near-exact ties between splits: the predictions stay equal, the importances
+  # move a little.
   xtr, ftr, xte, _ = data.train_test(60, 40, SIZES, noise=0.2, extra_dims=2)
-  padded = gbt._fit_gbt(xtr, ftr, num_stages=20, learning_rate=0.1, num_bins=128,
-                        precision='float32')
-  monkeypatch.setattr(gbt, 'SMALL_FIT', 0)
-  plain = gbt._fit_gbt(xtr, ftr, num_stages=20, learning_rate=0.1, num_bins=128,
-                       precision='float32')
+  fits = {}
+  for small_fit in (gbt.SMALL_FIT, 0):
+    monkeypatch.setattr(gbt, 'SMALL_FIT', small_fit)
+    for precision in ('float32', 'float64'):
+      fits[small_fit > 0, precision] = gbt._fit_gbt(xtr, ftr, num_stages=20, learning_rate=0.1,
+                                                    num_bins=128, precision=precision)
+  padded, plain = fits[True, 'float64'], fits[False, 'float64']
   np.testing.assert_array_equal(padded.features, plain.features)
   np.testing.assert_array_equal(padded.thresholds, plain.thresholds)
-  np.testing.assert_allclose(padded.leaf_values, plain.leaf_values, atol=1e-5)
-  np.testing.assert_allclose(padded.importances, plain.importances, atol=1e-5)
+  np.testing.assert_allclose(padded.leaf_values, plain.leaf_values, atol=1e-12)
+  np.testing.assert_allclose(padded.importances, plain.importances, atol=1e-12)
   np.testing.assert_array_equal(padded.train_predictions, plain.train_predictions)
   np.testing.assert_array_equal(padded.predict(xte), plain.predict(xte))
+  padded, plain = fits[True, 'float32'], fits[False, 'float32']
+  np.testing.assert_array_equal(padded.train_predictions, plain.train_predictions)
+  np.testing.assert_array_equal(padded.predict(xte), plain.predict(xte))
+  np.testing.assert_allclose(padded.importances, plain.importances, atol=0.02)
 
 
 def test_small_fits_share_one_compilation():
