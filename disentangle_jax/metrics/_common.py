@@ -26,6 +26,13 @@ MI_TOL = 1e-12
 MIN_POINTS = 2
 
 
+def pad_to(a: np.ndarray, shape, value=0) -> np.ndarray:
+  """`a` grown at the end of each axis to `shape`, the new entries `value` (a new array)."""
+  out = np.full(shape, value, a.dtype)
+  out[tuple(slice(0, k) for k in a.shape)] = a
+  return out
+
+
 def constant_dims(x: np.ndarray) -> np.ndarray:
   """[D] bool: columns of `x` [N, D] whose range is at most `CONSTANT_RTOL` x their max |value|."""
   x = np.asarray(x)

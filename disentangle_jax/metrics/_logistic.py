@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from disentangle_jax.metrics._common import pad_to
+
 
 @jax.jit
 def predict_proba(x, w, b, valid):
@@ -277,6 +279,24 @@ def row_bucket(rows: int, minimum: int = 128) -> int:
   return -(-rows // 1024) * 1024
 
 
+def class_bucket(classes: int, minimum: int = 8) -> int:
+  """Padded class count: a multiple of 8, at least `minimum`."""
+  return max(minimum, -(-classes // 8) * 8)
+
+
+def in_blocks(fn, args, block: int) -> np.ndarray:
+  """`fn` on `block` leading entries of every array in `args` at a time, outputs concatenated.
+
+  fn returns an array or a tuple of arrays; so does this (numpy). One compilation serves every
+  block, whatever the number of problems.
+  """
+  outs = [fn(*(jnp.asarray(a[lo:lo + block]) for a in args))
+          for lo in range(0, len(args[0]), block)]
+  if isinstance(outs[0], tuple):
+    return tuple(np.concatenate([np.asarray(o[i]) for o in outs]) for i in range(len(outs[0])))
+  return np.concatenate([np.asarray(o) for o in outs])
+
+
 def fit_path_padded(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol=1e-4,
                     min_rows=128, min_problems=8, min_classes=8, min_steps=10, pad_problems=True):
   """`fit_path` on inputs padded to a few shapes, so that fits of similar sizes share a compile.
@@ -301,24 +321,14 @@ def fit_path_padded(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol
   block = min_problems if pad_problems else p
   pp = -(-p // block) * block
   mm = row_bucket(m, min_rows)
-  cc = max(min_classes, -(-c // 8) * 8)
+  cc = class_bucket(c, min_classes)
   ss = max(s, min_steps)
   if ss > s:
     l2 = np.concatenate([l2, np.repeat(l2[:, -1:], ss - s, axis=1)], axis=1)
 
-  def pad(a, shape, value=0):
-    out = np.full(shape, value, a.dtype)
-    out[tuple(slice(0, k) for k in a.shape)] = a
-    return out
-
-  valid_p = pad(valid, (pp, cc), False)
+  valid_p = pad_to(valid, (pp, cc), False)
   valid_p[p:, :2] = True  # padding problems: two (weightless) classes, no parameters
-  args = (pad(x, (pp, mm, d1)), pad(y, (pp, mm)), pad(weights, (pp, mm)), valid_p,
-          pad(free, (pp, cc), False), pad(l2, (pp, ss), 1.0), pad(theta0, (pp, d1, cc)))
-  thetas, evals = [], []
-  for lo in range(0, pp, block):
-    th, ev = fit_path(*(jnp.asarray(a[lo:lo + block]) for a in args), max_iter=max_iter, tol=tol)
-    thetas.append(np.asarray(th))
-    evals.append(np.asarray(ev))
-  theta, evals = np.concatenate(thetas), np.concatenate(evals)
+  args = (pad_to(x, (pp, mm, d1)), pad_to(y, (pp, mm)), pad_to(weights, (pp, mm)), valid_p,
+          pad_to(free, (pp, cc), False), pad_to(l2, (pp, ss), 1.0), pad_to(theta0, (pp, d1, cc)))
+  theta, evals = in_blocks(functools.partial(fit_path, max_iter=max_iter, tol=tol), args, block)
   return jnp.asarray(theta[:p, :s, :, :c]), jnp.asarray(evals[:p, :s])

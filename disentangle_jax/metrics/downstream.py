@@ -52,6 +52,7 @@ from disentangle_jax.metrics._common import (
   check_codes,
   check_factors,
   label_encode,
+  pad_to,
   require_varying,
 )
 
@@ -120,22 +121,13 @@ def _held_out_correct_padded(x, y, ok, theta, logit_mask, *, min_classes=8, bloc
   """`_held_out_correct` on blocks of `block` problems, rows and classes padded as
   `_logistic.fit_path_padded` pads them, so that sizes and groups share compilations."""
   p, h, d1 = x.shape
-  c = theta.shape[-1]
-  hh = _logistic.row_bucket(h)
-  cc = max(min_classes, -(-c // 8) * 8)
+  cc = _logistic.class_bucket(theta.shape[-1], min_classes)
   pp = -(-p // block) * block
-
-  def pad(a, shape, value=0):
-    out = np.full(shape, value, a.dtype)
-    out[tuple(slice(0, k) for k in a.shape)] = a
-    return out
-
-  args = (pad(x, (pp, hh, d1)), pad(y, (pp, hh)), pad(ok, (pp, hh), False),
-          pad(theta, (pp,) + theta.shape[1:3] + (cc,)),
-          pad(logit_mask, (pp, cc), np.float32(-1e30)))
-  out = [np.asarray(_held_out_correct(*(jnp.asarray(a[lo:lo + block]) for a in args)))
-         for lo in range(0, pp, block)]
-  return np.concatenate(out)[:p]
+  hh = _logistic.row_bucket(h)
+  args = (pad_to(x, (pp, hh, d1)), pad_to(y, (pp, hh)), pad_to(ok, (pp, hh), False),
+          pad_to(theta, (pp,) + theta.shape[1:3] + (cc,)),
+          pad_to(logit_mask, (pp, cc), np.float32(-1e30)))
+  return _logistic.in_blocks(_held_out_correct, args, block)[:p]
 
 
 def _cross_validate(xa, labels, sizes, *, cs, num_folds, max_iter, buckets):

@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from disentangle_jax.metrics._common import label_encode
+from disentangle_jax.metrics._common import label_encode, pad_to
 
 DEPTH = 3
 HIST_WIDTH = 128
@@ -181,16 +181,15 @@ class GBTEnsemble:
     t = self.init.shape[0]
     # Trees padded to a multiple of 128 (no splits, zero leaves), so that ensembles of similar
     # sizes share a compilation.
-    tp = -(-t // PREDICT_TREES) * PREDICT_TREES - t
-    pad = lambda a, value=0: np.pad(a, [(0, 0), (0, tp)] + [(0, 0)] * (a.ndim - 2),  # noqa: E731
-                                    constant_values=value)
+    tp = -(-t // PREDICT_TREES) * PREDICT_TREES
+    pad = lambda a, value=0: pad_to(a, a.shape[:1] + (tp,) + a.shape[2:], value)  # noqa: E731
     with jax.enable_x64(True):
       raw = _raw_predict(
         jnp.asarray(apply_bins(x, self.edges)),
         jnp.asarray(pad(self.features)),
         jnp.asarray(pad(self.thresholds, _ALL_LEFT)),
         jnp.asarray(pad(self.leaf_values), jnp.float64),
-        jnp.asarray(np.pad(self.init, (0, tp)), jnp.float64),
+        jnp.asarray(pad_to(self.init, (tp,)), jnp.float64),
       )
       return _decide(np.asarray(raw, np.float64)[:, :t], layout)
 
@@ -271,7 +270,8 @@ def _prefix(h, axis=1):
 
   Floats: a matmul with a triangular 0/1 matrix (at most 128 or `window` long here, so about as
   fast as XLA's associative scan, and a fraction of its compile time). Integers (the packed
-  counts, exact only in integer arithmetic): the associative scan. XLA's CPU cumsum is slower.
+  counts, exact only in integer arithmetic): `_window_cumsum`'s blocked matmuls, exact in int32.
+  XLA's CPU cumsum is slower.
   """
   if not jnp.issubdtype(h.dtype, jnp.floating):
     return jnp.moveaxis(_window_cumsum(jnp.moveaxis(h, axis, -1)), -1, axis)
@@ -404,8 +404,8 @@ def _refine(g, node, feature, coarse, pgs, pcs, layout, live, *, window, reach, 
   fine_at = fw * (n + 1) + pos
   value = sorted_fine.reshape(-1)[fine_at]
   cut = value < sorted_fine.reshape(-1)[fine_at + 1]  # a larger value follows: a split point
-  # Along the window an associative scan: a triangular matmul would cost `window` times more.
-  # Both running sums at once, blocked (`_window_cumsum`).
+  # Both running sums along the window at once, in blocks of 16 (`_window_cumsum`): one
+  # triangular matmul over the whole window would cost `window` times more.
   cum = _window_cumsum(jnp.stack([gw, member.astype(gw.dtype)]))
   cg = base_g[..., None] + cum[0]
   cc = base_c[..., None] + cum[1]
@@ -701,15 +701,13 @@ def _fit_gbt(x, labels, *, num_stages, learning_rate, num_bins, precision) -> GB
   binary[:num_trees] = np.asarray(layout.num_classes)[tree_factor] == 2
   weight = np.zeros(rows, np.float32)
   weight[:n] = 1.0
-  grow = lambda a, shape, value=0: np.pad(  # noqa: E731
-    a, [(0, s - t) for s, t in zip(shape, a.shape)], constant_values=value)
   order, sorted_fine, sorted_start = sorted_layout
   order = np.concatenate([order, np.broadcast_to(np.arange(n, rows, dtype=np.int32), (d, rows - n))],
                          axis=1)
-  sorted_fine = grow(sorted_fine, (d, rows + 1), np.iinfo(np.int32).max)
+  sorted_fine = pad_to(sorted_fine, (d, rows + 1), np.iinfo(np.int32).max)
   sorted_layout = (order, sorted_fine, sorted_start)
-  xb, xf = grow(xb, (rows, d)), grow(xf, (rows, d))
-  y = grow(y, (rows, trees))
+  xb, xf = pad_to(xb, (rows, d)), pad_to(xf, (rows, d))
+  y = pad_to(y, (rows, trees))
   dtype = jnp.float64 if precision == 'float64' else jnp.float32
   with jax.enable_x64(precision == 'float64'):
     raw, feats, thrs, values, gains = _fit(
@@ -721,8 +719,8 @@ def _fit_gbt(x, labels, *, num_stages, learning_rate, num_bins, precision) -> GB
       jnp.asarray(weight, dtype),
       jnp.asarray(onehot, dtype),
       jnp.asarray(binary),
-      jnp.asarray(grow(init, (trees,)), dtype),
-      jnp.asarray(grow(scale, (trees,), 1.0), dtype),
+      jnp.asarray(pad_to(init, (trees,)), dtype),
+      jnp.asarray(pad_to(scale, (trees,), 1.0), dtype),
       jnp.asarray(learning_rate, dtype),
       num_bins=width,
       num_stages=num_stages,
