@@ -51,6 +51,10 @@ class Budget:
   conv_impl: str = 'auto'
   # Metric sample sizes are the runlocal table's divided by this (tests score on small samples).
   table_divisor: int = 1
+  # Both routes read only the training split's first `examples` records (the feature route
+  # finetunes on their first 80 % and validates on the rest; epochs count these records); None:
+  # the whole split. For tests: step 2 extracts, and step 1 validates on, fewer images.
+  examples: int | None = None
 
 
 BUDGETS = {
@@ -71,6 +75,11 @@ def _feature_config(budget: Budget, seed: int, data_dir: str | None, configs_dir
     run.log_every = 200
     if data_dir:
       run.data.data_dir = data_dir
+  if budget.examples is not None:
+    n = int(budget.examples)
+    config.finetune.data.split = f'train[:{int(0.8 * n)}]'
+    config.finetune_validation_split = f'train[{int(0.8 * n)}:{n}]'
+    config.featvae.data.split = f'train[:{n}]'
   return config
 
 
@@ -87,6 +96,8 @@ def _pixel_config(budget: Budget, seed: int, data_dir: str | None, configs_dir: 
   config.eval_every = 0
   if data_dir:
     config.data.data_dir = data_dir
+  if budget.examples is not None:
+    config.data.split = f'train[:{int(budget.examples)}]'
   return config
 
 
