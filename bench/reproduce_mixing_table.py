@@ -101,6 +101,8 @@ def variant_config(variant: str, args):
     if args.narrow:
       for key, value in NARROW.items():
         config.model[key] = value
+    if args.conv_impl:
+      config.model.conv_impl = args.conv_impl
     for override in args.set:
       apply_override(config, override)
   return config
@@ -269,6 +271,9 @@ def main(argv=None):
   parser.add_argument('--eval_examples', type=int, default=None,
                       help='encode at most this many validation and test images (default all)')
   parser.add_argument('--narrow', action='store_true', help='tiny networks (smoke test only)')
+  parser.add_argument('--conv_impl', choices=('auto', 'fast', 'xla'), default=None,
+                      help="the networks' convolutions (default: the config's, 'auto'); 'xla' "
+                           'compiles faster on a CPU (smoke tests)')
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                       help='a config override for every variant trained (needs --tag)')
