@@ -390,7 +390,8 @@ featvae.run_pipeline(tiny_config({data_dir!r}), {workdir!r}, score=False)
 def test_a_pipeline_sigkilled_in_step3_resumes_there(run, fake_mpi3d, tmp_path):
   """A real kill: the pipeline process SIGKILLs itself right after step 3's checkpoint 4; the
   rerun leaves steps 1 and 2 as they are, trains steps 5-6 of step 3 and ends bit-identical to
-  the uninterrupted run."""
+  the uninterrupted run. Steps 1 and 2 are the uninterrupted run's, copied (the killed process
+  finds them done and goes straight to step 3)."""
   import subprocess  # noqa: PLC0415
   import sys  # noqa: PLC0415
 
@@ -398,6 +399,8 @@ def test_a_pipeline_sigkilled_in_step3_resumes_there(run, fake_mpi3d, tmp_path):
 
   config, done_workdir, _ = run
   workdir = str(tmp_path / 'work')
+  for step in ('finetune', 'features'):
+    shutil.copytree(os.path.join(done_workdir, step), os.path.join(workdir, step))
   code = _KILLED_IN_STEP3.format(tests=os.path.dirname(os.path.abspath(__file__)),
                                  data_dir=fake_mpi3d, workdir=workdir)
   killed = subprocess.run([sys.executable, '-c', code], env=train_util.subprocess_env(),
