@@ -16,10 +16,11 @@ from disentangle_jax.data import ground_truth as gt_lib
 from disentangle_jax.data.builders import procedural
 
 SMALL = [(name, 'small') for name in procedural.BUILDERS] + [('disks', 'holdout'),
-                                                            ('disks', 'grey')]
+                                                            ('disks', 'grey'),
+                                                            ('procedural_sprites', 'tiny')]
 #: Renderers too slow to render a whole small grid in a test (~0.5 ms an image): these builds
 #: stop after this many examples, in a private data dir.
-CAPPED = {'procedural_sprites': 2048, 'procedural_shapes3d': 2048}
+CAPPED = {('procedural_sprites', 'small'): 2048, ('procedural_shapes3d', 'small'): 2048}
 
 
 def _built(name, config, data_dir):
@@ -63,10 +64,10 @@ def test_full_grid_sizes_without_building():
 @pytest.mark.parametrize('name,config', SMALL)
 def test_records_match_the_renderer(name, config, tfds_data_dir, tmp_path):
   expected = procedural.num_examples(name, config)
-  if name in CAPPED:
+  if (name, config) in CAPPED:
     data_dir = str(tmp_path)
-    builder = _capped_build(name, config, data_dir, CAPPED[name])
-    expected = {k: min(v, CAPPED[name]) for k, v in expected.items()}
+    builder = _capped_build(name, config, data_dir, CAPPED[name, config])
+    expected = {k: min(v, CAPPED[name, config]) for k, v in expected.items()}
   else:
     data_dir = tfds_data_dir
     builder = _built(name, config, data_dir)
@@ -222,23 +223,34 @@ def test_sprites_splits_are_disjoint_characters_balanced_in_every_attribute():
   assert sum(sizes.values()) == 96_768
   assert procedural.num_examples('procedural_sprites', 'small') == {
       'train': 40_320, 'validation': 4_032, 'test': 4_032}
-  config = procedural.ProceduralSprites.builder_configs['full']
-  keys = procedural.ProceduralSprites.split_keys(config)
-  grid = gt_lib.RenderedGroundTruth('sprites')
-  characters = {}
-  for split, index in keys.items():
-    factors = grid.index_to_factors(index)
-    characters[split] = {tuple(f) for f in factors[:, :6].tolist()}
-    # Every character of a split comes in all 168 poses.
-    assert len(factors) == 168 * len(characters[split])
-    for k, size in enumerate(grid.factor_sizes[:6]):
-      counts = np.bincount(factors[:, k], minlength=size)
-      assert (counts == counts[0]).all(), (split, grid.factor_names[k], counts)
-  assert len(characters['test']) == len(characters['validation']) == 48
-  assert not characters['test'] & characters['train']
-  assert not characters['validation'] & characters['train']
-  assert not characters['validation'] & characters['test']
-  assert np.array_equal(np.sort(np.concatenate(list(keys.values()))), np.arange(96_768))
+  # The tests' grid: every character in 8 poses (every 21st), the same splits.
+  assert procedural.num_examples('procedural_sprites', 'tiny') == {
+      'train': 3_840, 'validation': 384, 'test': 384}
+  for name, poses, total in (('full', 168, 96_768), ('tiny', 8, 4_608)):
+    config = procedural.ProceduralSprites.builder_configs[name]
+    keys = procedural.ProceduralSprites.split_keys(config)
+    grid = procedural.ground_truth_for('sprites', config)
+    assert grid.factor_sizes == (2, 4, 3, 6, 2, 2, poses)
+    characters = {}
+    for split, index in keys.items():
+      factors = grid.index_to_factors(index)
+      characters[split] = {tuple(f) for f in factors[:, :6].tolist()}
+      # Every character of a split comes in all the grid's poses.
+      assert len(factors) == poses * len(characters[split])
+      for k, size in enumerate(grid.factor_sizes[:6]):
+        counts = np.bincount(factors[:, k], minlength=size)
+        assert (counts == counts[0]).all(), (name, split, grid.factor_names[k], counts)
+    assert len(characters['test']) == len(characters['validation']) == 48
+    assert not characters['test'] & characters['train']
+    assert not characters['validation'] & characters['train']
+    assert not characters['validation'] & characters['test']
+    assert np.array_equal(np.sort(np.concatenate(list(keys.values()))), np.arange(total))
+  # tiny's poses: all four directions, two actions each.
+  tiny = procedural.ground_truth_for('sprites',
+                                    procedural.ProceduralSprites.builder_configs['tiny'])
+  direction, action, _ = gt_lib.get_renderer('sprites').split_pose(
+      tiny.to_full_factors(tiny.index_to_factors(np.arange(8)))[:, 6])
+  assert set(zip(direction.tolist(), action.tolist())) == {(d, a) for d in range(4) for a in (0, 3)}
 
 
 def test_get_ground_truth_of_a_split(tfds_data_dir):
