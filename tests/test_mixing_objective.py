@@ -411,7 +411,7 @@ def test_table_script_runs_a_row_and_prints_the_papers_layout(tmp_path, tfds_dat
   spec.loader.exec_module(script)
   # XLA's convs: they compile in a fraction of the CPU fast path's time.
   argv = [f'--workdir_root={tmp_path}', '--variants=ae', '--steps=2', '--narrow',
-          '--builder_config=small', '--eval_examples=64', f'--data_dir={tfds_data_dir}',
+          '--builder_config=tiny', '--eval_examples=64', f'--data_dir={tfds_data_dir}',
           '--conv_impl=xla']
   random_row, ae_row = script.main(argv)
   assert ae_row['steps'] == 2 and len(ae_row['map']) == 7
