@@ -237,11 +237,6 @@ def test_stage1_variant_writes_imagenet_vgg_with_rmac_as_the_extractor(fake_mpi3
                                 state['features.1.running_var'])
 
 
-#: The tests of the `run` fixture (~100 s to build) go to one xdist worker (`--dist loadgroup`,
-#: pyproject.toml), so the pipeline runs once, not once per worker.
-FEATVAE_RUN = pytest.mark.xdist_group('featvae_pipeline')
-
-
 @pytest.fixture(scope='module')
 def run(fake_mpi3d, tmp_path_factory):
   root = tmp_path_factory.mktemp('featvae')
@@ -253,7 +248,6 @@ def run(fake_mpi3d, tmp_path_factory):
 
 
 @pytest.mark.slow
-@FEATVAE_RUN
 def test_step1_reports_validation_accuracy_per_factor(run):
   config, workdir, result = run
   with open(os.path.join(workdir, 'finetune', 'validation.json')) as f:
@@ -272,7 +266,6 @@ def mpi3d_factor_names(config):
 
 
 @pytest.mark.slow
-@FEATVAE_RUN
 def test_step2_stores_unit_norm_features_with_their_factors(run):
   config, workdir, _ = run
   store = feature_store.FeatureStore(os.path.join(workdir, 'features'))
@@ -285,7 +278,6 @@ def test_step2_stores_unit_norm_features_with_their_factors(run):
 
 
 @pytest.mark.slow
-@FEATVAE_RUN
 def test_step3_encodes_images_as_the_posterior_mean_of_their_features(run):
   config, workdir, result = run
   model = restore.load_trained_model(os.path.join(workdir, 'featvae'))
@@ -308,7 +300,6 @@ def test_step3_encodes_images_as_the_posterior_mean_of_their_features(run):
 
 
 @pytest.mark.slow
-@FEATVAE_RUN
 def test_a_run_interrupted_in_step3_resumes_there(run):
   """Simulated interruption: step 3's checkpoints after step 2 are removed (as if killed after
   its first checkpoint); the rerun trains steps 3-6 only, leaves steps 1 and 2 untouched and ends
@@ -352,7 +343,6 @@ featvae.run_features(config, {extractor!r}, {out!r})
 
 
 @pytest.mark.slow
-@FEATVAE_RUN
 def test_step2_sharded_over_two_devices_stores_the_same_features(run, fake_mpi3d, tmp_path):
   import subprocess  # noqa: PLC0415
   import sys  # noqa: PLC0415
@@ -397,7 +387,6 @@ featvae.run_pipeline(tiny_config({data_dir!r}), {workdir!r}, score=False)
 
 
 @pytest.mark.slow
-@FEATVAE_RUN
 def test_a_pipeline_sigkilled_in_step3_resumes_there(run, fake_mpi3d, tmp_path):
   """A real kill: the pipeline process SIGKILLs itself right after step 3's checkpoint 4; the
   rerun leaves steps 1 and 2 as they are, trains steps 5-6 of step 3 and ends bit-identical to
