@@ -96,7 +96,7 @@ def fit_per_factor(
     weights.astype(np.float32), valid, free, np.full((k, 1), l2, np.float32),
     np.zeros((k, d + 1, width), np.float32), max_iter=max_iter, tol=tol)
   w, b = theta[:, 0, :d], theta[:, 0, d]
-  return w, b - jnp.einsum('d,kdc->kc', jnp.asarray(mu, jnp.float32), w), jnp.asarray(valid)
+  return w, b - jnp.einsum('d,kdc->kc', jax.device_put(mu.astype(np.float32)), w), jax.device_put(valid)
 
 
 def _label_term(x, y, wn, num_classes):
@@ -290,7 +290,7 @@ def in_blocks(fn, args, block: int) -> np.ndarray:
   fn returns an array or a tuple of arrays; so does this (numpy). One compilation serves every
   block, whatever the number of problems.
   """
-  outs = [fn(*(jnp.asarray(a[lo:lo + block]) for a in args))
+  outs = [fn(*(np.asarray(a[lo:lo + block]) for a in args))
           for lo in range(0, len(args[0]), block)]
   if isinstance(outs[0], tuple):
     return tuple(np.concatenate([np.asarray(o[i]) for o in outs]) for i in range(len(outs[0])))
@@ -331,4 +331,5 @@ def fit_path_padded(x, y, weights, valid, free, l2, theta0, *, max_iter=100, tol
   args = (pad_to(x, (pp, mm, d1)), pad_to(y, (pp, mm)), pad_to(weights, (pp, mm)), valid_p,
           pad_to(free, (pp, cc), False), pad_to(l2, (pp, ss), 1.0), pad_to(theta0, (pp, d1, cc)))
   theta, evals = in_blocks(functools.partial(fit_path, max_iter=max_iter, tol=tol), args, block)
-  return jnp.asarray(theta[:p, :s, :, :c]), jnp.asarray(evals[:p, :s])
+  # device_put, not jnp.asarray: the latter compiles a copy program for every shape.
+  return jax.device_put(theta[:p, :s, :, :c]), jax.device_put(evals[:p, :s])

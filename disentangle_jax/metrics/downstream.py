@@ -199,8 +199,7 @@ def _logistic_cv_predict(x_train, labels, sizes, x_eval, groups, *, cs=CS, num_f
     np.broadcast_to(xa[None], (len(cols),) + xa.shape), labels[:, cols].T.astype(np.int32),
     np.ones((len(cols), n), np.float32), valid, free,
     (1.0 / cs[best][:, None]).astype(np.float32), init, max_iter=max_iter, **buckets)
-  return [np.asarray(_predict(jnp.asarray(_logistic.design(xe, mu)), jnp.asarray(refit[:, 0]),
-                              jnp.asarray(logit_mask)))
+  return [np.asarray(_predict(_logistic.design(xe, mu), refit[:, 0], logit_mask))
           for xe in x_eval]
 
 

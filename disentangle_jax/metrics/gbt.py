@@ -185,11 +185,11 @@ class GBTEnsemble:
     pad = lambda a, value=0: pad_to(a, a.shape[:1] + (tp,) + a.shape[2:], value)  # noqa: E731
     with jax.enable_x64(True):
       raw = _raw_predict(
-        jnp.asarray(apply_bins(x, self.edges)),
-        jnp.asarray(pad(self.features)),
-        jnp.asarray(pad(self.thresholds, _ALL_LEFT)),
-        jnp.asarray(pad(self.leaf_values), jnp.float64),
-        jnp.asarray(pad_to(self.init, (tp,)), jnp.float64),
+        apply_bins(x, self.edges),
+        pad(self.features),
+        pad(self.thresholds, _ALL_LEFT),
+        np.asarray(pad(self.leaf_values), np.float64),
+        np.asarray(pad_to(self.init, (tp,)), np.float64),
       )
       return _decide(np.asarray(raw, np.float64)[:, :t], layout)
 
@@ -708,20 +708,22 @@ def _fit_gbt(x, labels, *, num_stages, learning_rate, num_bins, precision) -> GB
   sorted_layout = (order, sorted_fine, sorted_start)
   xb, xf = pad_to(xb, (rows, d)), pad_to(xf, (rows, d))
   y = pad_to(y, (rows, trees))
-  dtype = jnp.float64 if precision == 'float64' else jnp.float32
+  # Host arrays go to `_fit` as they are: an eager `jnp.asarray` would compile a copy program for
+  # every shape and dtype.
+  dtype = np.float64 if precision == 'float64' else np.float32
   with jax.enable_x64(precision == 'float64'):
     raw, feats, thrs, values, gains = _fit(
-      jnp.asarray(xb),
-      jnp.asarray(xf),
-      jnp.asarray(bin_start),
-      *(jnp.asarray(a) for a in sorted_layout),
-      jnp.asarray(y, dtype),
-      jnp.asarray(weight, dtype),
-      jnp.asarray(onehot, dtype),
-      jnp.asarray(binary),
-      jnp.asarray(pad_to(init, (trees,)), dtype),
-      jnp.asarray(pad_to(scale, (trees,), 1.0), dtype),
-      jnp.asarray(learning_rate, dtype),
+      xb,
+      xf,
+      bin_start,
+      *sorted_layout,
+      np.asarray(y, dtype),
+      np.asarray(weight, dtype),
+      np.asarray(onehot, dtype),
+      binary,
+      np.asarray(pad_to(init, (trees,)), dtype),
+      np.asarray(pad_to(scale, (trees,), 1.0), dtype),
+      np.asarray(learning_rate, dtype),
       num_bins=width,
       num_stages=num_stages,
       window=window,

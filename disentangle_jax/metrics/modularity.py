@@ -140,9 +140,9 @@ def explicitness(
     w, b, valid = _logistic.fit_per_factor(
       xtr, enc[:, fit_cols], [sizes[k] for k in fit_cols], l2=1.0
     )
-    p_tr = np.asarray(_logistic.predict_proba(jnp.asarray(xtr, jnp.float32), w, b, valid),
+    p_tr = np.asarray(_logistic.predict_proba(np.asarray(xtr, np.float32), w, b, valid),
                       np.float64)
-    p_te = np.asarray(_logistic.predict_proba(jnp.asarray(xte, jnp.float32), w, b, valid),
+    p_te = np.asarray(_logistic.predict_proba(np.asarray(xte, np.float32), w, b, valid),
                       np.float64)
   k_all = ytr.shape[1]
   train = np.ones(k_all)

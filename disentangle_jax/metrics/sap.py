@@ -218,8 +218,7 @@ def discrete_score_matrix(
     hi = np.array([starts[f][ci + 1] for f, ci in zip(trees_factor, trees_class)])
     with float64():
       w, b = _solve_svms(
-        jnp.sort(jnp.asarray(codes_train.T), axis=-1), jnp.asarray(sorted_cls),
-        jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(c_pos), jnp.asarray(c_neg),
+        np.sort(codes_train.T, axis=-1), sorted_cls, lo, hi, np.asarray(c_pos), np.asarray(c_neg),
       )
       w, b = np.asarray(w), np.asarray(b)
     info.update(w=w, b=b)
