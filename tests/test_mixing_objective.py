@@ -130,6 +130,12 @@ def test_sequential_updates_match_a_hand_written_sequence():
   x = batch['image']
   p, ms = dict(state.params), state.model_state
   logged = {}
+
+  @jax.jit
+  def adam_step(params, grads):
+    updates, _ = adam.update(grads, adam.init(params), params)
+    return optax.apply_updates(params, updates)
+
   # 1. generator: its own loss, differentiated through C and D, applied to Enc + Dec only.
   for index, group in enumerate(('generator', 'classifier', 'discriminator')):
     def loss(group_params, group=group, index=index, p=p, ms=ms):
@@ -140,12 +146,6 @@ def test_sequential_updates_match_a_hand_written_sequence():
 
     # Jitted: run op by op, the reference compiles every small op of three passes on its own.
     (value, ms_next), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(p[group])
-
-    @jax.jit
-    def adam_step(params, grads):
-      updates, _ = adam.update(grads, adam.init(params), params)
-      return optax.apply_updates(params, updates)
-
     p = {**p, group: adam_step(p[group], grads)}
     # C's and D's statistics move in their own pass only.
     ms = {k: (ms_next[k] if k == group else v) for k, v in ms.items()}

@@ -77,8 +77,9 @@ def _feature_config(budget: Budget, seed: int, data_dir: str | None, configs_dir
       run.data.data_dir = data_dir
   if budget.examples is not None:
     n = int(budget.examples)
-    config.finetune.data.split = f'train[:{int(0.8 * n)}]'
-    config.finetune_validation_split = f'train[{int(0.8 * n)}:{n}]'
+    fit = int(0.8 * n)
+    config.finetune.data.split = f'train[:{fit}]'
+    config.finetune_validation_split = f'train[{fit}:{n}]'
     config.featvae.data.split = f'train[:{n}]'
   return config
 

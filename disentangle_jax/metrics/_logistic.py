@@ -96,7 +96,8 @@ def fit_per_factor(
     weights.astype(np.float32), valid, free, np.full((k, 1), l2, np.float32),
     np.zeros((k, d + 1, width), np.float32), max_iter=max_iter, tol=tol)
   w, b = theta[:, 0, :d], theta[:, 0, d]
-  return w, b - jnp.einsum('d,kdc->kc', jax.device_put(mu.astype(np.float32)), w), jax.device_put(valid)
+  shift = jnp.einsum('d,kdc->kc', jax.device_put(mu.astype(np.float32)), w)
+  return w, b - shift, jax.device_put(valid)
 
 
 def _label_term(x, y, wn, num_classes):
@@ -285,12 +286,12 @@ def class_bucket(classes: int, minimum: int = 8) -> int:
 
 
 def in_blocks(fn, args, block: int) -> np.ndarray:
-  """`fn` on `block` leading entries of every array in `args` at a time, outputs concatenated.
+  """`fn` on `block` leading entries of every (numpy) array in `args` at a time, concatenated.
 
   fn returns an array or a tuple of arrays; so does this (numpy). One compilation serves every
   block, whatever the number of problems.
   """
-  outs = [fn(*(np.asarray(a[lo:lo + block]) for a in args))
+  outs = [fn(*(a[lo:lo + block] for a in args))
           for lo in range(0, len(args[0]), block)]
   if isinstance(outs[0], tuple):
     return tuple(np.concatenate([np.asarray(o[i]) for o in outs]) for i in range(len(outs[0])))
