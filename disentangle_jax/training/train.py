@@ -21,7 +21,8 @@ from disentangle_jax.training import workdir as workdir_lib
 from disentangle_jax.training.checkpoint import Checkpointer
 from disentangle_jax.training.progress import Progress, check_finite, itstime
 from disentangle_jax.training.step import make_train_step
-from disentangle_jax.training.train_state import TrainState, create_train_state
+from disentangle_jax.training.train_state import (TrainState, create_train_state,
+                                                  init_compiler_options)
 from disentangle_jax.training.writers import MetricWriter
 
 
@@ -60,6 +61,7 @@ def initial_state(objective, config, info, mesh, frozen=None) -> TrainState:
   init_fn = jax.jit(
       lambda r, f: create_train_state(objective, r, batch, f),
       out_shardings=sharding.replicated(mesh),
+      compiler_options=init_compiler_options(),
   )
   return init_fn(jax.random.fold_in(rng, 0), frozen if frozen is not None else {})
 
