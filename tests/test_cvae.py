@@ -55,7 +55,7 @@ def test_condition_changes_encoder_and_decoder_outputs_and_nothing_else_does(net
   objective = build(LABELLED, encoder='conv_k2' if networks == 'conv' else 'fc',
                     decoder=networks)
   batch = labelled_batch()
-  params, state = objective.init(jax.random.key(0), batch)
+  params, state = jax.jit(objective.init)(jax.random.key(0), batch)
   image = batch['image'][:1]
   y0 = np.array([[0.0, 1.0, 0.0]], np.float32)
   y1 = np.array([[1.0, 1.0, 0.0]], np.float32)
@@ -86,7 +86,7 @@ def test_the_condition_is_not_optional_for_the_networks():
   """A CVAE's networks are built for [x, y]: decoding without y is a shape error, not a silent
   unconditional decode."""
   objective = build(LABELLED)
-  params, state = objective.init(jax.random.key(0), labelled_batch())
+  params, state = jax.jit(objective.init)(jax.random.key(0), labelled_batch())
   with pytest.raises(Exception):
     objective.decode(params, state, jnp.zeros((1, 4)))
 
@@ -165,7 +165,7 @@ def test_pictures_are_the_default_ones_plus_the_condition_manipulation():
   objective = build(FACTORS, condition_on='shape')
   batch = {'image': np.random.default_rng(0).random((5, *SHAPE)).astype(np.float32),
            'factors': np.array([[0, 0, 0], [1, 2, 3], [2, 5, 1], [1, 1, 1], [0, 3, 2]])}
-  params, state = objective.init(jax.random.key(0), batch)
+  params, state = jax.jit(objective.init)(jax.random.key(0), batch)
   pictures = objective.pictures(params, state, batch, jax.random.key(1))
   assert {'reconstructions', 'samples', 'traversal', 'traversal_animation',
           'condition_manipulation'} <= set(pictures)

@@ -63,7 +63,7 @@ def test_infovae_loss_is_the_pure_loss_on_the_same_pass(kernel, bandwidth, estim
   objective = build('infovae', alpha=-0.5, lambda_mmd=5.0, kernel=kernel, bandwidth=bandwidth,
                     estimator=estimator)
   batch, rng = squares(), jax.random.key(7)
-  params, state = objective.init(jax.random.key(0), batch)
+  params, state = jax.jit(objective.init)(jax.random.key(0), batch)
   losses, (_, metrics) = objective.losses(params, state, batch, rng, jnp.int32(0))
   mean, logvar, z, logits, prior = _pass(objective, params, state, batch, rng)
   expected, terms = info_vae_loss(logits, batch['image'], mean, logvar, z, prior, alpha=-0.5,
@@ -84,7 +84,7 @@ def test_mmdvae_is_recon_plus_lambda_mmd_without_kl():
   objective = build('mmdvae', lambda_mmd=300.0)
   assert objective.alpha == 1.0 and objective.mmd_weight == 300.0
   batch, rng = squares(), jax.random.key(3)
-  params, state = objective.init(jax.random.key(0), batch)
+  params, state = jax.jit(objective.init)(jax.random.key(0), batch)
   losses, (_, metrics) = objective.losses(params, state, batch, rng, jnp.int32(0))
   _, _, z, logits, prior = _pass(objective, params, state, batch, rng)
   expected, terms = mmd_vae_loss(logits, batch['image'], z, prior, lambda_=300.0)
@@ -100,7 +100,7 @@ def test_mmdvae_is_recon_plus_lambda_mmd_without_kl():
 def test_infovae_at_alpha_0_lambda_1_is_the_vae():
   batch, rng = squares(), jax.random.key(5)
   vae = get_objective('vae')(config('vae'), SHAPE)
-  params, state = vae.init(jax.random.key(0), batch)
+  params, state = jax.jit(vae.init)(jax.random.key(0), batch)
   vae_loss, _ = vae.losses(params, state, batch, rng, jnp.int32(0))
   info_loss, (_, metrics) = build('infovae', alpha=0.0, lambda_mmd=1.0).losses(
       params, state, batch, rng, jnp.int32(0))
@@ -111,7 +111,7 @@ def test_infovae_at_alpha_0_lambda_1_is_the_vae():
 def test_prior_samples_come_from_the_steps_named_stream():
   objective = build('mmdvae')
   batch = squares()
-  params, state = objective.init(jax.random.key(0), batch)
+  params, state = jax.jit(objective.init)(jax.random.key(0), batch)
   mmd_at = lambda seed: float(objective.losses(
       params, state, batch, jax.random.key(seed), jnp.int32(0))[1][1]['mmd'])
   assert mmd_at(1) == mmd_at(1)
