@@ -14,9 +14,13 @@ CACHE = os.path.join(tempfile.gettempdir(), 'disentangle_jax_test_compilation_ca
 
 
 def subprocess_env(extra=None):
-  """The environment of the tests' launch/ subprocesses: CPU, quiet TF, the shared cache."""
+  """The environment of the tests' launch/ subprocesses: CPU, quiet TF, the shared cache, and the
+  suite's XLA flags (conftest) followed by any in `extra`."""
+  extra = dict(extra or {})
+  if 'XLA_FLAGS' in extra:
+    extra['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {extra["XLA_FLAGS"]}'.strip()
   return {**os.environ, 'JAX_PLATFORMS': 'cpu', 'TF_CPP_MIN_LOG_LEVEL': '3',
-          'DISENTANGLE_JAX_COMPILATION_CACHE': CACHE, **(extra or {})}
+          'DISENTANGLE_JAX_COMPILATION_CACHE': CACHE, **extra}
 
 
 def tiny_flags(data_dir: str, *, steps: int = 8, batch_size: int = 8, evaluate: bool = False) -> list[str]:
