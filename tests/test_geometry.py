@@ -99,12 +99,35 @@ def test_networks_shapes_and_homogeneity():
     geometric.DiskEncoder(1).init(jax.random.key(0), jnp.zeros((1, 48, 48, 1)))
 
 
-# The tiny budget with 2 steps per stage at batch 16: both models train through both stages.
-SMALL = dataclasses.replace(geometry.BUDGETS['tiny'], ellipse_stage_steps=2, batch_size=16)
+# The tiny budget with 2 steps per stage at batch 4: both models train through both stages (an
+# unoptimised XLA build runs the convolutions slowly: a second-stage step took 2.4 s at batch 16).
+SMALL = dataclasses.replace(geometry.BUDGETS['tiny'], ellipse_stage_steps=2, batch_size=4)
+
+
+@pytest.fixture
+def compilation_cache(tmp_path_factory):
+  """JAX's persistent compilation cache in a fresh directory for one test, every program cached:
+  the two models share their initialiser, encoder, decoder and pictures' programs (the same HLO),
+  which then compile once. The previous settings come back afterwards."""
+  import jax
+  from jax.experimental.compilation_cache import compilation_cache as cache
+
+  names = ('jax_compilation_cache_dir', 'jax_persistent_cache_min_compile_time_secs')
+  before = {name: getattr(jax.config, name) for name in names}
+  jax.config.update('jax_compilation_cache_dir', str(tmp_path_factory.mktemp('jax_cache')))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  cache.reset_cache()
+  try:
+    yield
+  finally:
+    for name, value in before.items():
+      jax.config.update(name, value)
+    cache.reset_cache()
 
 
 @pytest.mark.slow
-def test_grey_disk_experiment_writes_its_table_and_pictures(tmp_path, tfds_data_dir):
+def test_grey_disk_experiment_writes_its_table_and_pictures(tmp_path, tfds_data_dir,
+                                                            compilation_cache):
   results = geometry.run(str(tmp_path), budget=SMALL, experiments=['grey_disks'],
                          data_dir=tfds_data_dir)
   out = tmp_path / 'grey_disks'

@@ -278,12 +278,13 @@ def _navigation(objective, variables, model_state, codes: np.ndarray, steps: int
   """[D, steps, H, W, C]: component i swept over mean ± 2 std, the others at their means."""
   mean, std = codes.mean(0), codes.std(0)
   values = np.linspace(-2, 2, steps)
-  rows = []
+  z = np.tile(mean, (codes.shape[1], steps, 1))
   for i in range(codes.shape[1]):
-    z = np.tile(mean, (steps, 1))
-    z[:, i] = mean[i] + values * std[i]
-    rows.append(np.asarray(objective.decode(variables, model_state, z.astype(np.float32))))
-  return np.stack(rows), values
+    z[i, :, i] = mean[i] + values * std[i]
+  # One compiled decode of every row at once (eagerly, each of its ops compiles on its own).
+  decoded = jax.jit(objective.decode)(variables, model_state,
+                                      z.reshape(-1, codes.shape[1]).astype(np.float32))
+  return np.asarray(decoded).reshape(codes.shape[1], steps, *decoded.shape[1:]), values
 
 
 def _score_components(output_dir: str, model: str, objective, state, images: np.ndarray,
@@ -292,8 +293,10 @@ def _score_components(output_dir: str, model: str, objective, state, images: np.
   column), `<model>_components.png` (between components) and `<model>_navigation.png`; returns
   {'attributes': [[...]], 'components': [[...]]}."""
   variables = state.variables()
-  encode = jax.jit(lambda x: objective.encode(variables, state.model_state, x))
-  codes = _batched(encode, images).astype(np.float64)
+  # The weights are arguments, not constants compiled in: models of one architecture share the
+  # compiled program (and JAX's compilation cache, where it is on).
+  encode = jax.jit(objective.encode)
+  codes = _batched(lambda x: encode(variables, state.model_state, x), images).astype(np.float64)
   table = abs_correlations(codes, columns)
   between = abs_correlations(codes, [codes[:, j] for j in range(codes.shape[1])])
   labels = [f'z{i + 1}' for i in range(codes.shape[1])]
