@@ -87,7 +87,7 @@ def _median_ms(fn, repeats):
 
 
 def _ours(kind, x_shape, w_shape, formulation_names):
-  """{part: {formulation: zero-argument timed call}} with conv_impl='fast'."""
+  """({part: {formulation: zero-argument timed call}}, the planned `Plan`), conv_impl='fast'."""
   import jax
   import jax.numpy as jnp
 
@@ -102,7 +102,7 @@ def _ours(kind, x_shape, w_shape, formulation_names):
   dy = jnp.asarray(rng.standard_normal(jax.eval_shape(
       lambda: op(x, w, (2, 2), 'SAME', impl='xla')).shape), jnp.float32)
   calls = {}
-  for i, part in enumerate(PARTS):
+  for part in PARTS:
     names = formulation_names(kind) if formulation_names else [getattr(planned, part)]
     calls[part] = {}
     for name in names:
@@ -117,8 +117,7 @@ def _ours(kind, x_shape, w_shape, formulation_names):
       args = (x, w) if part == 'forward' else (x, w, dy)
       jax.block_until_ready(fn(*args))  # compile
       calls[part][name] = lambda fn=fn, args=args: jax.block_until_ready(fn(*args))
-    calls[part]['planned'] = getattr(planned, part)
-  return calls
+  return calls, planned
 
 
 def _pytorch(kind, x_shape, w_shape):
@@ -155,12 +154,12 @@ def conv_table(args):
   print(f'{"layer":34s} {"part":11s} {"ours ms":>8s} {"pytorch ms":>10s} {"ratio":>6s}  '
         'our formulation' + ('  (every formulation, ms)' if args.all else ''))
   for index, (kind, x_shape, w_shape) in enumerate(layers()):
-    ours = _ours(kind, x_shape, w_shape, names)
+    ours, plan = _ours(kind, x_shape, w_shape, names)
     theirs = _pytorch(kind, x_shape, w_shape) if args.pytorch else {}
     label = (f'{index} {"conv" if kind == "conv" else "conv_t"} {x_shape[1]}x{x_shape[2]}x'
              f'{x_shape[3]} -> {w_shape[3]}')
     for part in PARTS:
-      planned = ours[part].pop('planned')
+      planned = getattr(plan, part)
       for fn in list(ours[part].values()) + ([theirs[part]] if theirs else []):
         fn()  # warm up (PyTorch picks its kernels on the first calls)
       times = {name: [] for name in ours[part]}
