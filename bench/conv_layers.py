@@ -6,10 +6,9 @@
 
 The layers are those of `bench/train_throughput.py`'s model, read off the project's 'conv'
 encoder and decoder (batch 64 of 64×64×1: four 4×4 stride-2 convs, four 4×4 stride-2 transposed
-convs). For each layer, the forward pass, the input
-gradient and the kernel gradient are timed alone (jitted; the input gradient of the first layer is
-shown but not summed, since a train step never computes it): ours with `conv_impl='fast'` as its
-`Plan` computes each part (`fast_conv.plan_conv`, `plan_conv_transpose`), and PyTorch's
+convs). For each layer, the forward pass, the input gradient and the kernel gradient are timed
+alone (jitted; the input gradient of the first layer is shown but not summed, since a train step
+never computes it): ours with `conv_impl='fast'` as its `Plan` computes each part (`fast_conv.plan_conv`, `plan_conv_transpose`), and PyTorch's
 `aten.convolution` / `aten.convolution_backward` (NCHW, its CPU defaults, all cores). Each figure
 is the best of three rounds, a round being the median of `--repeats` calls of each variant in turn
 (blocks, not single calls alternating: PyTorch's worker threads keep spinning for a while after
@@ -146,14 +145,14 @@ def _pytorch(kind, x_shape, w_shape):
           'kernel_grad': lambda: grad([False, True, False])}
 
 
-def conv_table(args):
+def conv_table(args, model_layers):
   from disentangle_jax.networks import fast_conv
 
   names = fast_conv.formulations if args.all else None
   totals = {'ours': 0.0, 'pytorch': 0.0}
   print(f'{"layer":34s} {"part":11s} {"ours ms":>8s} {"pytorch ms":>10s} {"ratio":>6s}  '
         'our formulation' + ('  (every formulation, ms)' if args.all else ''))
-  for index, (kind, x_shape, w_shape) in enumerate(layers()):
+  for index, (kind, x_shape, w_shape) in enumerate(model_layers):
     ours, plan = _ours(kind, x_shape, w_shape, names)
     theirs = _pytorch(kind, x_shape, w_shape) if args.pytorch else {}
     label = (f'{index} {"conv" if kind == "conv" else "conv_t"} {x_shape[1]}x{x_shape[2]}x'
@@ -188,7 +187,7 @@ def conv_table(args):
         f'{totals["ours"] / totals["pytorch"]:6.2f}')
 
 
-def gemm_table(args):
+def gemm_table(args, model_layers):
   """The kernel gradients' im2col matmuls alone: XLA (plain, split in two) vs PyTorch."""
   import jax
   import jax.numpy as jnp
@@ -201,7 +200,7 @@ def gemm_table(args):
   # faster than one long contraction.
   split = jax.jit(lambda a, b: jnp.einsum('pkm,pkn->pnm', a.reshape(2, -1, a.shape[1]),
                                           b.reshape(2, -1, b.shape[1])).sum(0).T)
-  for index, (kind, x_shape, w_shape) in enumerate(layers()):
+  for index, (kind, x_shape, w_shape) in enumerate(model_layers):
     b, h, w, ci = x_shape
     co = w_shape[3]
     # Output positions of a conv; input positions of a transposed conv (each meets all 16 taps).
@@ -247,9 +246,10 @@ def main(argv=None):
     args.pytorch = False
     version = "PyTorch not installed (pip install -e '.[bench]'): its columns are nan"
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}; {version}; {load_average()}')
-  conv_table(args)
+  model_layers = layers()
+  conv_table(args, model_layers)
   if args.gemm:
-    gemm_table(args)
+    gemm_table(args, model_layers)
   print(f'after: {load_average()}')
 
 
